@@ -1,0 +1,83 @@
+"""Skyward: run ordinary Python functions on ephemeral compute pools.
+
+import skyward as sky
+
+@sky.compute
+def add(x: int, y: int) -> int:
+    return x + y
+
+with sky.ComputePool(provider=sky.Local(), nodes=2) as pool:
+    add(1, 2) >> pool          # 3, on one slot
+    add(1, 2) @ pool           # (3, 3), once per node
+"""
+
+from skyward import callback, errors, events
+from skyward.api import (
+    ComputeFunction,
+    ComputePool,
+    PendingCompute,
+    PendingGroup,
+    compute,
+    current_pool,
+    gather,
+    pool,
+)
+from skyward.errors import SkywardError
+from skyward.events import (
+    BootstrapProgress,
+    CostFinal,
+    CostUpdate,
+    FunctionCall,
+    FunctionResult,
+    InstanceProvisioned,
+    LogLine,
+    Metrics,
+    NodeLost,
+    PoolReady,
+    PoolStopped,
+    ProvisioningStarted,
+    SkywardEvent,
+)
+from skyward.infra.providers import Local
+from skyward.runtime import InstanceInfo, Peer, instance_info, shard
+from skyward.spec import NVIDIA, AcceleratorSpec, Image, PoolSpec, S3Volume
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "NVIDIA",
+    "AcceleratorSpec",
+    "BootstrapProgress",
+    "ComputeFunction",
+    "ComputePool",
+    "CostFinal",
+    "CostUpdate",
+    "FunctionCall",
+    "FunctionResult",
+    "Image",
+    "InstanceInfo",
+    "InstanceProvisioned",
+    "Local",
+    "LogLine",
+    "Metrics",
+    "NodeLost",
+    "Peer",
+    "PendingCompute",
+    "PendingGroup",
+    "PoolReady",
+    "PoolSpec",
+    "PoolStopped",
+    "ProvisioningStarted",
+    "S3Volume",
+    "SkywardError",
+    "SkywardEvent",
+    "callback",
+    "compute",
+    "current_pool",
+    "errors",
+    "events",
+    "gather",
+    "instance_info",
+    "pool",
+    "shard",
+]

@@ -1,0 +1,21 @@
+"""The user-facing API: compute functions, operators, pools."""
+
+from skyward.api.compute import (
+    ComputeFunction,
+    PendingCompute,
+    PendingGroup,
+    compute,
+    gather,
+)
+from skyward.api.pool import ComputePool, current_pool, pool
+
+__all__ = [
+    "ComputeFunction",
+    "ComputePool",
+    "PendingCompute",
+    "PendingGroup",
+    "compute",
+    "current_pool",
+    "gather",
+    "pool",
+]

@@ -1,0 +1,425 @@
+"""``ComputePool``: a pool's life from validation to teardown.
+
+1. ``ComputePool(...)`` validates its arguments into a PoolSpec.
+2. ``__enter__`` provisions (the provider), connects and starts workers
+   (the cluster layer), and makes the pool the active one for ``>> sky``.
+3. Operators dispatch calls to its slots.
+4. ``__exit__`` (normal exit, exception, Ctrl-C, SIGTERM) stops the
+   workers, closes connections and tears the nodes down.
+
+A failure at any step tears down whatever the earlier steps created.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import logging
+import secrets
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
+from types import FrameType, TracebackType
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+from skyward import events
+from skyward.callback import Callback, Dispatcher, active_callbacks
+from skyward.cluster import Cluster, Task, Topology
+from skyward.cluster.loop import run as run_in_loop
+from skyward.errors import NoActivePoolError, PoolBrokenError
+from skyward.spec import Image, PoolSpec, ProviderConfig, build
+
+if TYPE_CHECKING:
+    from skyward.api.compute import PendingCompute
+    from skyward.infra.base import Provisioned, Provisioner
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_current: contextvars.ContextVar[ComputePool | None] = contextvars.ContextVar(
+    "skyward_pool", default=None
+)
+_open: list[ComputePool] = []
+_open_lock = threading.Lock()
+
+
+def current_pool() -> ComputePool:
+    """The pool ``>> sky`` refers to here.
+
+    The innermost ``with`` block or ``@sky.pool`` function of this context;
+    from a thread that did not inherit a context, the one open pool of the
+    process when there is exactly one.
+    """
+    pool = _current.get()
+    if pool is not None:
+        return pool
+    with _open_lock:
+        if len(_open) == 1:
+            return _open[0]
+        count = len(_open)
+    detail = (
+        f"{count} pools are open and none is active in this context; send "
+        "to one of them explicitly (`>> pool`)"
+        if count
+        else "no pool is open"
+    )
+    raise NoActivePoolError(
+        f"`>> sky` and `@ sky` need an active pool, but {detail}. Open one with "
+        "`with sky.ComputePool(...) as pool:` or decorate the calling function "
+        "with `@sky.pool(...)`."
+    )
+
+
+def _default_provider() -> ProviderConfig:
+    from skyward.infra.providers import Local
+
+    return Local()
+
+
+class ComputePool:
+    """A pool of nodes that runs ``@sky.compute`` calls. Use it with ``with``.
+
+    ``nodes`` machines, each running ``concurrency`` worker slots. Arguments
+    are validated here, before anything is created; see :class:`PoolSpec`.
+    """
+
+    def __init__(
+        self,
+        provider: ProviderConfig | None = None,
+        nodes: int = 1,
+        concurrency: int = 1,
+        cpu: int | None = None,
+        memory: str | int | None = None,
+        accelerator: Any = None,
+        image: Image | None = None,
+        allocation: str = "spot-if-available",
+        name: str | None = None,
+        volume: Any = None,
+        on_event: Callback | None = None,
+        console: bool | None = None,
+        max_cost: float | None = None,
+        idle_timeout: float = 300.0,
+        ttl: float | None = None,
+        update: bool = False,
+        keep: bool | None = None,
+    ):
+        self.spec: PoolSpec = build(
+            PoolSpec,
+            "pool",
+            provider=provider if provider is not None else _default_provider(),
+            nodes=nodes,
+            concurrency=concurrency,
+            cpu=cpu,
+            memory=memory,
+            accelerator=accelerator,
+            image=image,
+            allocation=allocation,
+            name=name,
+            volumes=volume,
+            max_cost=max_cost,
+            idle_timeout=idle_timeout,
+            ttl=ttl,
+        )
+        self.spec.provider.check(self.spec)
+        self.name = name or f"pool-{secrets.token_hex(3)}"
+        self.update = update
+        self.keep = keep
+        self.console = console
+        self._on_event = on_event
+        self._dispatch = Dispatcher([])
+        self._provisioner: Provisioner | None = None
+        self._provisioned: Provisioned | None = None
+        self._cluster: Cluster | None = None
+        self._tokens: list[contextvars.Token[ComputePool | None]] = []
+        self._started_at = 0.0
+        self._ready_at = 0.0
+        self._sigterm: Any = None
+        self._closed = False
+
+    # -- properties ---------------------------------------------------------
+
+    @property
+    def nodes(self) -> int:
+        return self.spec.nodes
+
+    @property
+    def concurrency(self) -> int:
+        return self.spec.concurrency
+
+    @property
+    def total_slots(self) -> int:
+        return self.spec.total_slots
+
+    @property
+    def is_open(self) -> bool:
+        return self._cluster is not None and not self._closed
+
+    @property
+    def hourly_rate(self) -> float:
+        return self._provisioned.hourly_rate if self._provisioned else 0.0
+
+    @property
+    def provisioned(self) -> Provisioned | None:
+        return self._provisioned
+
+    def emit(self, event: events.SkywardEvent) -> None:
+        self._dispatch(event)
+
+    def add_callback(self, callback: Callback) -> None:
+        self._dispatch.add(callback)
+
+    def __repr__(self) -> str:
+        state = "open" if self.is_open else "closed"
+        return (
+            f"<ComputePool {self.name} {self.spec.provider.kind} "
+            f"nodes={self.nodes} concurrency={self.concurrency} {state}>"
+        )
+
+    # -- life cycle ---------------------------------------------------------
+
+    def __enter__(self) -> ComputePool:
+        self.open()
+        self._tokens.append(_current.set(self))
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._tokens:
+            _current.reset(self._tokens.pop())
+        self.close(error=exc)
+
+    def _callbacks(self) -> list[Callback]:
+        from skyward.console import default_console
+
+        chosen: list[Callback] = []
+        console = default_console(self)
+        if console is not None:
+            chosen.append(console)
+        chosen.extend(active_callbacks())
+        if self._on_event is not None:
+            chosen.append(self._on_event)
+        return chosen
+
+    def open(self) -> ComputePool:
+        """Provision the nodes and start the workers; idempotent."""
+        if self._cluster is not None:
+            if self._closed:
+                raise PoolBrokenError(f"pool {self.name} was closed; open a new one")
+            return self
+        self._dispatch = Dispatcher(self._callbacks())
+        self._install_sigterm()
+        self._started_at = time.monotonic()
+        try:
+            run_in_loop(self._open())
+        except BaseException:
+            self._restore_sigterm()
+            raise
+        with _open_lock:
+            _open.append(self)
+        return self
+
+    async def _open(self) -> None:
+        spec = self.spec
+        self.emit(
+            events.ProvisioningStarted(
+                pool=self.name, provider=spec.provider.kind, nodes=spec.nodes
+            )
+        )
+        from skyward.infra.base import Provider
+
+        if not isinstance(spec.provider, Provider):
+            raise TypeError(f"{type(spec.provider).__name__} cannot provision pools")
+        from skyward.infra.base import PoolOptions
+
+        options = PoolOptions(update=self.update, keep=self.keep)
+        provisioner = spec.provider.provisioner(spec, self.name, self.emit, options)
+        self._provisioner = provisioner
+        cluster: Cluster | None = None
+        try:
+            provisioned = await provisioner.provision()
+            self._provisioned = provisioned
+            accel = spec.accelerator
+            topology = Topology(
+                pool=self.name,
+                concurrency=spec.concurrency,
+                head_port=provisioned.head_port,
+                env=dict(spec.image.env),
+                accelerator=accel.name if accel else None,
+                accelerator_count=accel.count if accel else 0,
+                accelerator_memory_gb=accel.memory_gb if accel else 0.0,
+            )
+            cluster = Cluster(provisioned.endpoints, topology, self.emit)
+            cluster.watch_tasks = bool(self._dispatch)
+            await cluster.start()
+        except BaseException:
+            if cluster is not None:
+                await cluster.close(timeout=2)
+            await provisioner.teardown()
+            self._provisioner = None
+            raise
+        self._cluster = cluster
+        self._ready_at = time.monotonic()
+        self.emit(
+            events.PoolReady(
+                pool=self.name,
+                nodes=spec.nodes,
+                slots=spec.total_slots,
+                seconds=self._ready_at - self._started_at,
+            )
+        )
+        log.info(
+            "Pool %s ready: %d nodes x %d slots in %.2f s",
+            self.name,
+            spec.nodes,
+            spec.concurrency,
+            self._ready_at - self._started_at,
+        )
+
+    def close(self, error: BaseException | None = None) -> None:
+        """Stop workers, close connections, tear the nodes down; idempotent."""
+        if self._closed or self._provisioner is None:
+            self._closed = True
+            return
+        self._closed = True
+        with _open_lock:
+            if self in _open:
+                _open.remove(self)
+        try:
+            run_in_loop(self._close(error))
+        finally:
+            self._restore_sigterm()
+
+    async def _close(self, error: BaseException | None) -> None:
+        try:
+            if self._cluster is not None:
+                await self._cluster.close()
+        finally:
+            if self._provisioner is not None:
+                await self._provisioner.teardown()
+        seconds = time.monotonic() - self._started_at
+        rate = self.hourly_rate
+        self.emit(
+            events.CostFinal(
+                pool=self.name,
+                total_cost=rate * seconds / 3600,
+                duration_seconds=seconds,
+                hourly_rate=rate,
+            )
+        )
+        self.emit(
+            events.PoolStopped(
+                pool=self.name,
+                seconds=seconds,
+                error=None if error is None else f"{type(error).__name__}: {error}",
+            )
+        )
+
+    def _install_sigterm(self) -> None:
+        """Turn SIGTERM into SystemExit so ``__exit__`` tears the pool down."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return
+
+        def on_sigterm(signum: int, frame: FrameType | None) -> None:
+            raise SystemExit(128 + signum)
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+        self._sigterm = on_sigterm
+
+    def _restore_sigterm(self) -> None:
+        if (
+            self._sigterm is not None
+            and signal.getsignal(signal.SIGTERM) is self._sigterm
+        ):
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        self._sigterm = None
+
+    # -- running ------------------------------------------------------------
+
+    def _require_cluster(self) -> Cluster:
+        if self._cluster is None or self._closed:
+            raise PoolBrokenError(
+                f"pool {self.name} is not open; use it inside `with ComputePool(...)`"
+            )
+        return self._cluster
+
+    def submit_tasks(self, tasks: list[Task]) -> list[Future[Any]]:
+        """Hand prepared tasks to the pool; their futures complete as they run."""
+        self._require_cluster().submit_threadsafe(tasks)
+        return [t.future for t in tasks]
+
+    def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Future[R]:
+        """Run ``fn(*args, **kwargs)`` on one slot; return a future at once."""
+        from skyward.api.compute import ship_by_value
+
+        fn = getattr(fn, "fn", fn)
+        ship_by_value(fn)
+        task = Task.create(fn, args, kwargs)
+        return self.submit_tasks([task])[0]
+
+    def run(self, pending: PendingCompute[R]) -> R:
+        task = Task.create(pending.fn, pending.args, pending.kwargs)
+        return self.submit_tasks([task])[0].result()
+
+    def broadcast(self, pending: PendingCompute[R]) -> tuple[R, ...]:
+        cluster = self._require_cluster()
+        task = Task.create(pending.fn, pending.args, pending.kwargs)
+        tasks = [task.pinned(node.index) for node in cluster.nodes]
+        return tuple(_results(self.submit_tasks(tasks)))
+
+    def run_many(self, items: Sequence[PendingCompute[Any]]) -> tuple[Any, ...]:
+        tasks = [Task.create(p.fn, p.args, p.kwargs) for p in items]
+        if not tasks:
+            return ()
+        return tuple(_results(self.submit_tasks(tasks)))
+
+    def map(self, fn: Callable[..., R], *iterables: Iterable[Any]) -> list[R]:
+        """``[fn(*args) for args in zip(*iterables)]``, run on the pool."""
+        from skyward.api.compute import ship_by_value
+
+        fn = getattr(fn, "fn", fn)
+        ship_by_value(fn)
+        tasks = [Task.create(fn, args, {}) for args in zip(*iterables, strict=False)]
+        return list(_results(self.submit_tasks(tasks)))
+
+
+def _results(futures: list[Future[Any]]) -> list[Any]:
+    """Wait for every future, then return results or raise the first error.
+
+    Waiting for all first means no task of the group is still running on the
+    pool when the caller sees the error.
+    """
+    try:
+        for fut in futures:
+            fut.exception()
+    except BaseException:
+        for fut in futures:
+            fut.cancel()
+        raise
+    return [fut.result() for fut in futures]
+
+
+def pool(
+    provider: ProviderConfig | None = None, **options: Any
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorate a function to run it inside a fresh pool (``>> sky`` works there)."""
+    ComputePool(provider=provider, **options)  # validate now, at decoration time
+
+    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(fn)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            with ComputePool(provider=provider, **options):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+    return decorate

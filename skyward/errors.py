@@ -1,0 +1,113 @@
+"""Skyward's exceptions: one hierarchy rooted in :class:`SkywardError`.
+
+Errors raised by lower libraries (asyncssh, Pulumi, HTTP clients) are
+translated into these at the boundary where Skyward calls them, so callers
+catch one family of exceptions and every message names what went wrong and
+what to do about it.
+"""
+
+from __future__ import annotations
+
+
+class SkywardError(Exception):
+    """Base class of every error Skyward raises on purpose."""
+
+
+class ConfigurationError(SkywardError, ValueError):
+    """A pool, image or provider was given a value it cannot accept."""
+
+
+class NoActivePoolError(SkywardError, RuntimeError):
+    """``>> sky`` or ``@ sky`` was used outside a pool."""
+
+
+class SerializationError(SkywardError, TypeError):
+    """A function, argument or result could not be pickled."""
+
+
+class ProvisioningError(SkywardError):
+    """A provider could not bring the pool's nodes up."""
+
+
+class BootstrapError(ProvisioningError):
+    """A bootstrap step failed on a node.
+
+    Carries the node, the step and the tail of the step's output.
+    """
+
+    def __init__(self, node: int, step: str, output: str, exit_status: int | None):
+        self.node = node
+        self.step = step
+        self.output = output
+        self.exit_status = exit_status
+        tail = "\n".join(output.rstrip().splitlines()[-20:])
+        status = f" with exit status {exit_status}" if exit_status is not None else ""
+        super().__init__(
+            f"Bootstrap step {step!r} failed on node {node}{status}.\n"
+            f"Last lines of its output:\n{tail}"
+        )
+
+
+class VersionMismatchError(ProvisioningError):
+    """A node's Python or cloudpickle differs from the client's."""
+
+
+class PoolBrokenError(SkywardError, RuntimeError):
+    """The pool can no longer run tasks (every node is gone, or it was closed)."""
+
+
+class NodeLostError(SkywardError, ConnectionError):
+    """A node went away while it had work in flight."""
+
+    def __init__(self, node: int, reason: str):
+        self.node = node
+        self.reason = reason
+        super().__init__(f"Node {node} was lost: {reason}")
+
+
+class WorkerDiedError(SkywardError, RuntimeError):
+    """The worker process of a slot exited while running a task."""
+
+    def __init__(self, node: int, slot: int, exit_status: int | None, stderr: str):
+        self.node = node
+        self.slot = slot
+        self.exit_status = exit_status
+        self.stderr = stderr
+        detail = f" Its last output:\n{stderr.rstrip()}" if stderr.strip() else ""
+        super().__init__(
+            f"The worker of node {node}, slot {slot} exited with status "
+            f"{exit_status} while running a task.{detail}"
+        )
+
+
+class RemoteError(SkywardError):
+    """A task raised an exception that could not be brought back as itself.
+
+    Used when the original exception cannot be unpickled on the client (its
+    class exists only on the node, say). ``type_name`` is the remote class.
+    """
+
+    def __init__(self, type_name: str, message: str, node: int | None = None):
+        self.type_name = type_name
+        self.message = message
+        self.node = node
+        super().__init__(f"{type_name}: {message}")
+
+
+class RemoteTraceback(Exception):
+    """Carries a task's remote traceback text; attached as ``__cause__``."""
+
+    def __init__(self, tb: str):
+        self.tb = tb
+        super().__init__(tb)
+
+    def __str__(self) -> str:
+        return f'\n"""\n{self.tb}"""'
+
+
+class CostLimitExceeded(SkywardError):
+    """The pool's running cost passed its ``max_cost``."""
+
+
+class PulumiNotFoundError(ProvisioningError):
+    """The Pulumi CLI is needed and is not installed."""

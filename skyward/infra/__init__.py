@@ -1,0 +1,1 @@
+"""Turns a PoolSpec into running nodes: providers, stacks, the Pulumi engine."""

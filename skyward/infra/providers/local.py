@@ -1,0 +1,208 @@
+"""``sky.Local()``: nodes are SSH-speaking processes on this machine.
+
+Each node is a :mod:`~skyward.infra.providers.local_node` process with its
+own working directory, host key and free port on 127.0.0.1. The pool's
+client key is generated per pool, and the client pins each node's host key,
+exactly as it would for a cloud node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import asyncssh
+from pydantic import Field
+
+import skyward
+from skyward import events
+from skyward.cluster import NodeEndpoint
+from skyward.errors import ProvisioningError
+from skyward.infra.base import Emit, PoolOptions, Provider, Provisioned
+from skyward.spec import PoolSpec
+
+log = logging.getLogger(__name__)
+
+READY = "SKYWARD-NODE-READY"
+START_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Local(Provider):
+    """Nodes as local processes; the default provider.
+
+    ``python`` is the interpreter nodes run (default: this one). ``root`` is
+    where node folders go (default: a fresh temporary folder per pool).
+    """
+
+    kind = "local"
+
+    python: str | None = None
+    root: str | None = Field(default=None, description="parent folder of node dirs")
+
+    def provisioner(
+        self, spec: PoolSpec, pool_name: str, emit: Emit, options: PoolOptions
+    ) -> LocalProvisioner:
+        return LocalProvisioner(self, spec, pool_name, emit)
+
+
+class LocalProvisioner:
+    def __init__(self, config: Local, spec: PoolSpec, pool_name: str, emit: Emit):
+        self.config = config
+        self.spec = spec
+        self.pool_name = pool_name
+        self.emit = emit
+        self.processes: list[asyncio.subprocess.Process] = []
+        self.root: Path | None = None
+
+    async def provision(self) -> Provisioned:
+        base = self.config.root
+        if base:
+            os.makedirs(base, exist_ok=True)
+        self.root = Path(
+            tempfile.mkdtemp(prefix=f"skyward-{self.pool_name}-", dir=base)
+        )
+        client_key = asyncssh.generate_private_key("ssh-ed25519")
+        authorized = self.root / "authorized_keys"
+        authorized.write_bytes(client_key.export_public_key())
+        private = client_key.export_private_key().decode()
+        results = await asyncio.gather(
+            *(self._start_node(i, authorized, private) for i in range(self.spec.nodes)),
+            return_exceptions=True,
+        )
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            raise failures[0]
+        endpoints = [r for r in results if isinstance(r, NodeEndpoint)]
+        return Provisioned(
+            endpoints=endpoints,
+            head_port=free_port(),
+            hourly_rate=0.0,
+            instances=[
+                events.InstanceInfo(
+                    instance_id=ep.instance_id,
+                    ip=ep.host,
+                    node=ep.node,
+                    private_ip=ep.private_ip,
+                )
+                for ep in endpoints
+            ],
+        )
+
+    async def _start_node(
+        self, index: int, authorized: Path, private_key: str
+    ) -> NodeEndpoint:
+        assert self.root is not None
+        workdir = self.root / f"node-{index}"
+        workdir.mkdir()
+        host_key = asyncssh.generate_private_key("ssh-ed25519")
+        key_file = self.root / f"node-{index}.host_key"
+        key_file.write_bytes(host_key.export_private_key())
+        key_file.chmod(0o600)
+        env = dict(os.environ)
+        package_root = str(Path(skyward.__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (package_root, env.get("PYTHONPATH", "")) if p
+        )
+        python = self.config.python or sys.executable
+        node_log = open(self.root / f"node-{index}.log", "ab")  # noqa: SIM115
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                python,
+                "-m",
+                "skyward.infra.providers.local_node",
+                "--workdir",
+                str(workdir),
+                "--host-key",
+                str(key_file),
+                "--authorized-keys",
+                str(authorized),
+                "--idle-timeout",
+                str(self.spec.idle_timeout),
+                "--parent-pid",
+                str(os.getpid()),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=node_log,
+                env=env,
+                start_new_session=True,
+            )
+        finally:
+            node_log.close()
+        self.processes.append(proc)
+        assert proc.stdout is not None
+        try:
+            line = await asyncio.wait_for(proc.stdout.readline(), START_TIMEOUT)
+        except TimeoutError:
+            line = b""
+        text = line.decode().strip()
+        if not text.startswith(READY):
+            log_text = (self.root / f"node-{index}.log").read_text(errors="replace")
+            raise ProvisioningError(
+                f"Local node {index} did not start within {START_TIMEOUT:.0f} s. "
+                f"Its log:\n{log_text[-2000:]}"
+            )
+        port = int(text.split()[1])
+        endpoint = NodeEndpoint(
+            node=index,
+            host="127.0.0.1",
+            port=port,
+            user=os.environ.get("USER", "skyward"),
+            host_key=host_key.export_public_key().decode(),
+            client_key=private_key,
+            private_ip="127.0.0.1",
+            python=python,
+            instance_id=f"local-{proc.pid}",
+        )
+        self.emit(
+            events.InstanceProvisioned(
+                pool=self.pool_name,
+                instance=events.InstanceInfo(
+                    instance_id=endpoint.instance_id,
+                    ip="127.0.0.1",
+                    node=index,
+                    private_ip="127.0.0.1",
+                ),
+            )
+        )
+        log.debug(
+            "Local node %d listening on 127.0.0.1:%d (pid %d)", index, port, proc.pid
+        )
+        return endpoint
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.processes]
+
+    async def teardown(self) -> None:
+        for proc in self.processes:
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.terminate()
+        deadline = time.monotonic() + 3
+        for proc in self.processes:
+            try:
+                await asyncio.wait_for(
+                    proc.wait(), max(0.05, deadline - time.monotonic())
+                )
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        self.processes.clear()
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
+            self.root = None
