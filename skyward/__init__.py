@@ -11,7 +11,7 @@ with sky.ComputePool(provider=sky.Local(), nodes=2) as pool:
     add(1, 2) @ pool           # (3, 3), once per node
 """
 
-from skyward import callback, errors, events
+from skyward import callback, conc, errors, events, integrations
 from skyward.api import (
     ComputeFunction,
     ComputePool,
@@ -40,7 +40,14 @@ from skyward.events import (
 )
 from skyward.infra.providers import Local
 from skyward.runtime import InstanceInfo, Peer, instance_info, shard
-from skyward.spec import NVIDIA, AcceleratorSpec, Image, PoolSpec, S3Volume
+from skyward.spec import (
+    NVIDIA,
+    AcceleratorSpec,
+    Image,
+    InstanceSpec,
+    PoolSpec,
+    S3Volume,
+)
 
 __version__ = "0.1.0"
 
@@ -57,6 +64,7 @@ __all__ = [
     "Image",
     "InstanceInfo",
     "InstanceProvisioned",
+    "InstanceSpec",
     "Local",
     "LogLine",
     "Metrics",
@@ -72,12 +80,14 @@ __all__ = [
     "SkywardError",
     "SkywardEvent",
     "callback",
+    "conc",
     "compute",
     "current_pool",
     "errors",
     "events",
     "gather",
     "instance_info",
+    "integrations",
     "pool",
     "shard",
 ]

@@ -3,6 +3,7 @@
 from skyward.spec._errors import build, describe
 from skyward.spec.accelerators import NVIDIA, AcceleratorSpec, resolve_accelerator
 from skyward.spec.image import Image
+from skyward.spec.instances import InstanceSpec
 from skyward.spec.pool import ALLOCATIONS, Allocation, PoolSpec, ProviderConfig
 from skyward.spec.units import parse_memory_mib
 from skyward.spec.volume import S3Volume, normalize_volumes
@@ -13,6 +14,7 @@ __all__ = [
     "AcceleratorSpec",
     "Allocation",
     "Image",
+    "InstanceSpec",
     "PoolSpec",
     "ProviderConfig",
     "S3Volume",

@@ -1,0 +1,28 @@
+"""The ``skyward`` command line."""
+
+from __future__ import annotations
+
+import typer
+
+import skyward
+
+app = typer.Typer(
+    name="skyward",
+    help="Run Python functions on ephemeral compute pools, and manage their stacks.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.command()
+def version() -> None:
+    """Print Skyward's version."""
+    typer.echo(skyward.__version__)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
