@@ -14,6 +14,11 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _root() -> None:
+    """Keep ``skyward`` a group of subcommands even while it has few."""
+
+
 @app.command()
 def version() -> None:
     """Print Skyward's version."""
