@@ -38,7 +38,7 @@ from skyward.events import (
     ProvisioningStarted,
     SkywardEvent,
 )
-from skyward.infra.providers import Local
+from skyward.infra.providers import Local, provider_from_env
 from skyward.runtime import InstanceInfo, Peer, instance_info, shard
 from skyward.spec import (
     NVIDIA,
@@ -89,5 +89,6 @@ __all__ = [
     "instance_info",
     "integrations",
     "pool",
+    "provider_from_env",
     "shard",
 ]
