@@ -194,7 +194,10 @@ class ComputePool:
     ) -> None:
         if self._tokens:
             _current.reset(self._tokens.pop())
-        self.close(error=exc)
+        # Re-entering an open pool only makes it active again inside that
+        # block; the outermost block owns the pool's life.
+        if not self._tokens:
+            self.close(error=exc)
 
     def _callbacks(self) -> list[Callback]:
         from skyward.console import default_console

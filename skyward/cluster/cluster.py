@@ -317,31 +317,41 @@ class Cluster:
                 )
 
     def _fill(self, slots: list[Slot], queue: deque[Task]) -> None:
-        ready = [s for s in slots if s.room > 0]
+        """Deal tasks round-robin to slots with room, emptiest first.
+
+        Each slot's share is sent in one write, so a burst of small tasks
+        costs one SSH message per slot, not one per task.
+        """
+        ready = sorted((s for s in slots if s.room > 0), key=lambda s: len(s.inflight))
+        room = {id(s): s.room for s in ready}
+        batches: dict[int, list[Task]] = {id(s): [] for s in ready}
         while queue and ready:
-            ready.sort(key=lambda s: len(s.inflight))
-            slot = ready[0]
-            batch: list[Task] = []
-            for _ in range(slot.room):
+            for slot in list(ready):
                 if not queue:
                     break
                 task = queue.popleft()
-                if task.future.set_running_or_notify_cancel():
-                    batch.append(task)
-            if batch:
-                slot.send(batch)
-                if self.watch_tasks:
-                    for task in batch:
-                        self.emit(
-                            events.FunctionCall(
-                                pool=self.topology.pool,
-                                function_name=task.function.name,
-                                node=slot.node,
-                                slot=slot.index,
-                                task_id=task.task_id,
-                            )
+                if not task.future.set_running_or_notify_cancel():
+                    continue  # cancelled while queued: it never runs
+                batches[id(slot)].append(task)
+                room[id(slot)] -= 1
+                if room[id(slot)] == 0:
+                    ready.remove(slot)
+        for slot in slots:
+            batch = batches.get(id(slot))
+            if not batch:
+                continue
+            slot.send(batch)
+            if self.watch_tasks:
+                for task in batch:
+                    self.emit(
+                        events.FunctionCall(
+                            pool=self.topology.pool,
+                            function_name=task.function.name,
+                            node=slot.node,
+                            slot=slot.index,
+                            task_id=task.task_id,
                         )
-            ready = [s for s in ready if s.room > 0]
+                    )
 
     def _fail_queue(self, error: BaseException) -> None:
         for queue in (self._queue, *self._pinned.values()):

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import linecache
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -53,7 +55,34 @@ SLOW_TASK = 0.1
 FAST_WINDOW = 32
 
 
-def decode_error(body: bytes, node: int, slot: int) -> BaseException:
+_DYNAMIC_FRAME = re.compile(r'^  File "<dynamic-code>", line (\d+), in (.+)$')
+
+
+def map_traceback(tb: str, filename: str | None) -> str:
+    """Point frames of code shipped by value back at the caller's source file.
+
+    cloudpickle names such code "<dynamic-code>"; the line numbers are the
+    original ones, so the source line can be shown from the local file.
+    """
+    if not filename or "<dynamic-code>" not in tb:
+        return tb
+    out = []
+    for line in tb.splitlines():
+        match = _DYNAMIC_FRAME.match(line)
+        if match is None:
+            out.append(line)
+            continue
+        lineno = int(match.group(1))
+        out.append(f'  File "{filename}", line {lineno}, in {match.group(2)}')
+        source = linecache.getline(filename, lineno).strip()
+        if source:
+            out.append(f"    {source}")
+    return "\n".join(out) + "\n"
+
+
+def decode_error(
+    body: bytes, node: int, slot: int, filename: str | None = None
+) -> BaseException:
     """Rebuild a task's exception, with its remote traceback as the cause."""
     data: dict[str, Any] = cloudpickle.loads(body)
     exc: BaseException | None = None
@@ -64,7 +93,7 @@ def decode_error(body: bytes, node: int, slot: int) -> BaseException:
             exc = None
     if not isinstance(exc, BaseException):
         exc = RemoteError(data["type"], data["message"], node=node)
-    exc.__cause__ = RemoteTraceback(data["traceback"])
+    exc.__cause__ = RemoteTraceback(map_traceback(data["traceback"], filename))
     exc.add_note(f"(raised in a task on node {node}, slot {slot})")
     return exc
 
@@ -246,7 +275,9 @@ class Slot:
                 value = cloudpickle.loads(body)
                 error: BaseException | None = None
             else:
-                error = decode_error(bytes(body), self.node, self.index)
+                error = decode_error(
+                    bytes(body), self.node, self.index, task.function.filename
+                )
         except Exception as exc:
             error = RemoteError(
                 type(exc).__name__,

@@ -24,6 +24,9 @@ class FunctionRef:
     func_id: int
     name: str
     pickled: bytes
+    # Where the function came from here: cloudpickle ships code by value
+    # under the name "<dynamic-code>", and remote tracebacks are mapped back.
+    filename: str | None = None
 
     def frame(self) -> bytes:
         body = FUNC_HEAD.pack(self.func_id) + self.pickled
@@ -55,7 +58,10 @@ def function_ref(fn: Any) -> FunctionRef:
             "files or connections in their closure cannot travel; create those "
             "inside the function instead."
         ) from exc
-    ref = FunctionRef(next(_func_ids), name, pickled)
+    code = getattr(fn, "__code__", None)
+    ref = FunctionRef(
+        next(_func_ids), name, pickled, code.co_filename if code is not None else None
+    )
     if cacheable:
         _refs[fn] = ref
     else:
