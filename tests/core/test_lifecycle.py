@@ -186,3 +186,35 @@ def test_version_mismatch_names_both_versions():
     assert "Node 3 runs Python 3.9 with cloudpickle 2.0.0" in message
     here = f"{sys.version_info.major}.{sys.version_info.minor}"
     assert f"this client runs Python {here}" in message
+
+
+def test_a_node_with_another_host_key_is_refused():
+    import asyncssh
+
+    from skyward.cluster.loop import run
+    from skyward.errors import ProvisioningError
+
+    with sky.ComputePool(provider=sky.Local(), nodes=1) as pool:
+        real = pool.provisioned.endpoints[0]
+        impostor_key = asyncssh.generate_private_key("ssh-ed25519").export_public_key()
+        forged = NodeEndpoint(
+            node=0,
+            host=real.host,
+            port=real.port,
+            user=real.user,
+            host_key=impostor_key.decode(),
+            client_key=real.client_key,
+        )
+        with pytest.raises(
+            ProvisioningError,
+            match=r"Could not connect to node 0.*Host key is not trusted",
+        ):
+            run(Node(forged).connect())
+
+
+def test_many_slots_spread_over_several_connections():
+    with sky.ComputePool(provider=sky.Local(), nodes=1, concurrency=10) as pool:
+        node = pool._cluster.nodes[0]
+        assert len(node.connections) == 2  # 8 sessions + 2, under MaxSessions=10
+        results = sky.gather(*(nap(0.2) for _ in range(10))) >> pool
+        assert results == (0,) * 10
