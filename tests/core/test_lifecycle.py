@@ -159,10 +159,14 @@ def _start_client() -> tuple[subprocess.Popen[str], list[psutil.Process], list[i
     return client, procs, ports
 
 
-def test_sigterm_to_the_client_tears_the_pool_down():
+@pytest.mark.parametrize(
+    ("sig", "status"),
+    [(signal.SIGTERM, 128 + signal.SIGTERM), (signal.SIGINT, -signal.SIGINT)],
+)
+def test_sigterm_or_ctrl_c_to_the_client_tears_the_pool_down(sig, status):
     client, procs, ports = _start_client()
-    client.send_signal(signal.SIGTERM)
-    assert client.wait(timeout=20) == 128 + signal.SIGTERM
+    client.send_signal(sig)
+    assert client.wait(timeout=20) == status
     assert wait_gone(procs, timeout=5) == []
     assert [p for p in ports if port_is_open(p)] == []
 
