@@ -9,14 +9,12 @@ exactly as it would for a cloud node.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import shutil
 import socket
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import asyncssh
@@ -27,6 +25,7 @@ from skyward import events
 from skyward.cluster import NodeEndpoint
 from skyward.errors import ProvisioningError
 from skyward.infra.base import Emit, PoolOptions, Provider, Provisioned
+from skyward.infra.providers._process import terminate
 from skyward.spec import PoolSpec
 
 log = logging.getLogger(__name__)
@@ -188,20 +187,7 @@ class LocalProvisioner:
         return [p.pid for p in self.processes]
 
     async def teardown(self) -> None:
-        for proc in self.processes:
-            if proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.terminate()
-        deadline = time.monotonic() + 3
-        for proc in self.processes:
-            try:
-                await asyncio.wait_for(
-                    proc.wait(), max(0.05, deadline - time.monotonic())
-                )
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
+        await terminate(self.processes, grace=3)
         self.processes.clear()
         if self.root is not None:
             shutil.rmtree(self.root, ignore_errors=True)

@@ -25,6 +25,8 @@ import time
 
 import asyncssh
 
+from skyward.infra.providers._process import terminate
+
 log = logging.getLogger("skyward.node")
 
 READY = "SKYWARD-NODE-READY"
@@ -116,18 +118,7 @@ class NodeServer:
         self.stopping.set()
 
     async def stop_children(self) -> None:
-        for proc in list(self.children):
-            with contextlib.suppress(ProcessLookupError):
-                proc.terminate()
-        deadline = time.monotonic() + 2
-        for proc in list(self.children):
-            try:
-                await asyncio.wait_for(
-                    proc.wait(), max(0.05, deadline - time.monotonic())
-                )
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
+        await terminate(list(self.children), grace=2)
 
 
 async def _feed(
