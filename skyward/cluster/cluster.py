@@ -180,6 +180,7 @@ class Cluster:
         self._pinned: dict[int, deque[Task]] = {n.index: deque() for n in self.nodes}
         self._closing = False
         self._respawns: dict[tuple[int, int], int] = {}
+        self._respawning: set[tuple[int, int]] = set()
         self._background: set[asyncio.Task[Any]] = set()
 
     # -- start --------------------------------------------------------------
@@ -309,7 +310,11 @@ class Cluster:
                 self._fill(self.nodes[node_index].slots, pinned)
         if self._queue:
             self._fill(self.slots, self._queue)
-            if self._queue and not any(s.alive for s in self.slots):
+            if (
+                self._queue
+                and not self._respawning
+                and not any(s.alive for s in self.slots)
+            ):
                 self._fail_queue(
                     PoolBrokenError(
                         "every node of the pool has been lost; no slot can run tasks"
@@ -417,6 +422,8 @@ class Cluster:
             task = asyncio.get_running_loop().create_task(self._respawn(node, slot))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
+            self._respawning.add(key)
+        self._check_node_usable(node)
         self.pump()
 
     async def _respawn(self, node: Node, slot: Slot) -> None:
@@ -426,7 +433,20 @@ class Cluster:
             log.warning(
                 "Could not restart node %d slot %d: %s", node.index, slot.index, exc
             )
+        finally:
+            self._respawning.discard((node.index, slot.index))
+        self._check_node_usable(node)
         self.pump()
+
+    def _check_node_usable(self, node: Node) -> None:
+        """A node whose workers all died for good is as good as lost."""
+        if node.lost or self._closing:
+            return
+        if any(s.alive for s in node.slots):
+            return
+        if any(n == node.index for n, _ in self._respawning):
+            return
+        self._lose_node(node, "its workers kept exiting and could not be restarted")
 
     def _lose_node(self, node: Node, reason: str) -> None:
         first = not node.lost

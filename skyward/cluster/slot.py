@@ -166,9 +166,13 @@ class Slot:
         self._decoder = FrameDecoder()
         self._funcs_sent.clear()
         self._stderr.clear()
-        chan, _ = await conn.create_session(
-            lambda: _Session(self), command, encoding=None
-        )
+        try:
+            chan, _ = await conn.create_session(
+                lambda: _Session(self), command, encoding=None
+            )
+        except BaseException:
+            self.hello.cancel()  # nobody will wait for it now
+            raise
         self._chan = chan
         hello = await self.hello
         body = cloudpickle.dumps(init)

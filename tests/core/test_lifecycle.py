@@ -27,6 +27,7 @@ from skyward.errors import (
     PoolBrokenError,
     SerializationError,
     VersionMismatchError,
+    WorkerDiedError,
 )
 from tests.conftest import port_is_open, wait_gone
 
@@ -222,3 +223,19 @@ def test_many_slots_spread_over_several_connections():
         assert len(node.connections) == 2  # 8 sessions + 2, under MaxSessions=10
         results = sky.gather(*(nap(0.2) for _ in range(10))) >> pool
         assert results == (0,) * 10
+
+
+@sky.compute
+def crash() -> None:
+    os._exit(5)
+
+
+def test_a_node_whose_workers_keep_dying_is_given_up(leak_check):
+    with sky.ComputePool(provider=sky.Local(), nodes=1) as pool:
+        leak_check.record(pool)
+        for _ in range(4):  # the first three crashes are followed by restarts
+            with pytest.raises(WorkerDiedError, match="exited with status 5"):
+                crash() >> pool
+        with pytest.raises(PoolBrokenError, match="every node of the pool"):
+            add(1, 1) >> pool
+    leak_check.assert_clean()
