@@ -106,7 +106,31 @@ class RemoteTraceback(Exception):
 
 
 class CostLimitExceeded(SkywardError):
-    """The pool's running cost passed its ``max_cost``."""
+    """The pool's running cost reached its ``max_cost``; the pool was stopped.
+
+    Tasks queued or running then fail with it, later calls raise it, and the
+    nodes are torn down at once so the spending stops.
+    """
+
+    def __init__(
+        self, pool: str, max_cost: float, total_cost: float, hourly_rate: float
+    ):
+        self.pool = pool
+        self.max_cost = max_cost
+        self.total_cost = total_cost
+        self.hourly_rate = hourly_rate
+        super().__init__(
+            f"Pool {pool} reached its cost limit: ${total_cost:.4f} spent at "
+            f"${hourly_rate:.2f}/h, max_cost=${max_cost:.4f}. Its tasks were "
+            "stopped and its nodes torn down. Raise `max_cost` to let a pool "
+            "run longer."
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (
+            type(self),
+            (self.pool, self.max_cost, self.total_cost, self.hourly_rate),
+        )
 
 
 class PulumiNotFoundError(ProvisioningError):

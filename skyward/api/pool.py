@@ -12,9 +12,12 @@ A failure at any step tears down whatever the earlier steps created.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
+import copy
 import functools
 import logging
+import math
 import secrets
 import signal
 import threading
@@ -28,7 +31,12 @@ from skyward import events
 from skyward.callback import Callback, Dispatcher, active_callbacks
 from skyward.cluster import Cluster, Task, Topology
 from skyward.cluster.loop import run as run_in_loop
-from skyward.errors import NoActivePoolError, PoolBrokenError
+from skyward.errors import (
+    ConfigurationError,
+    CostLimitExceeded,
+    NoActivePoolError,
+    PoolBrokenError,
+)
 from skyward.spec import Image, PoolSpec, ProviderConfig, build
 
 if TYPE_CHECKING:
@@ -80,11 +88,42 @@ def _default_provider() -> ProviderConfig:
     return Local()
 
 
+def _interval(name: str, value: float | None, *, allow_off: bool) -> float | None:
+    """Validate a monitoring interval in seconds; ``None``/0 turns it off."""
+    if allow_off and (value is None or value == 0):
+        return None
+    ok = (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= MIN_INTERVAL
+    )
+    if not ok:
+        off = "; None or 0 turns it off" if allow_off else ""
+        raise ConfigurationError(
+            f"`{name}` must be a number of seconds of at least {MIN_INTERVAL:g}, "
+            f"not {value!r}{off}."
+        )
+    return float(value)  # type: ignore[arg-type]
+
+
+MIN_INTERVAL = 0.1
+
+
 class ComputePool:
     """A pool of nodes that runs ``@sky.compute`` calls. Use it with ``with``.
 
     ``nodes`` machines, each running ``concurrency`` worker slots. Arguments
     are validated here, before anything is created; see :class:`PoolSpec`.
+
+    Watching it: ``on_event`` receives every event (see :mod:`skyward.events`);
+    ``console`` is the default view (``None``: live when stdout is a terminal,
+    plain lines otherwise; ``True``: live; ``False``: nothing).
+    ``metrics_interval`` is how often each node samples CPU, memory and GPU
+    use (seconds; ``None`` or 0: never); samples are taken only when some
+    callback or the live console listens. ``cost_interval`` is how often a
+    ``CostUpdate`` is sent. ``max_cost`` (dollars) stops the pool when its
+    running cost reaches it: see :class:`~skyward.errors.CostLimitExceeded`.
     """
 
     def __init__(
@@ -102,6 +141,8 @@ class ComputePool:
         on_event: Callback | None = None,
         console: bool | None = None,
         max_cost: float | None = None,
+        metrics_interval: float | None = 2.0,
+        cost_interval: float = 10.0,
         idle_timeout: float = 300.0,
         ttl: float | None = None,
         update: bool = False,
@@ -125,11 +166,25 @@ class ComputePool:
             ttl=ttl,
         )
         self.spec.provider.check(self.spec)
+        if console is not None and not isinstance(console, bool):
+            raise ConfigurationError(
+                f"`console` must be True (live view), False (silent) or None "
+                f"(live on a terminal, plain lines otherwise), not {console!r}."
+            )
+        if on_event is not None and not callable(on_event):
+            raise ConfigurationError(
+                f"`on_event` must be a callable taking one event, not {on_event!r}."
+            )
+        self.metrics_interval = _interval(
+            "metrics_interval", metrics_interval, allow_off=True
+        )
+        self.cost_interval = _interval("cost_interval", cost_interval, allow_off=False)
         self.name = name or f"pool-{secrets.token_hex(3)}"
         self.update = update
         self.keep = keep
         self.console = console
         self._on_event = on_event
+        self._watched = False
         self._dispatch = Dispatcher([])
         self._provisioner: Provisioner | None = None
         self._provisioned: Provisioned | None = None
@@ -137,6 +192,10 @@ class ComputePool:
         self._tokens: list[contextvars.Token[ComputePool | None]] = []
         self._started_at = 0.0
         self._ready_at = 0.0
+        self._stopped_at: float | None = None
+        self._stopping: asyncio.Task[None] | None = None
+        self._stop_error: CostLimitExceeded | None = None
+        self._cost_watch: asyncio.Task[None] | None = None
         self._sigterm: Any = None
         self._closed = False
 
@@ -160,7 +219,21 @@ class ComputePool:
 
     @property
     def hourly_rate(self) -> float:
-        return self._provisioned.hourly_rate if self._provisioned else 0.0
+        """Dollars per hour for the nodes as provisioned (spot or on-demand)."""
+        provisioned = self._provisioned
+        if provisioned is None:
+            return 0.0
+        if provisioned.hourly_rate:
+            return provisioned.hourly_rate
+        return sum(i.hourly_price for i in provisioned.instances)
+
+    @property
+    def total_cost(self) -> float:
+        """Dollars spent so far: the hourly rate over the time since ``open``."""
+        if not self._started_at:
+            return 0.0
+        end = self._stopped_at if self._stopped_at is not None else time.monotonic()
+        return self.hourly_rate * (end - self._started_at) / 3600
 
     @property
     def provisioned(self) -> Provisioned | None:
@@ -200,15 +273,23 @@ class ComputePool:
             self.close(error=exc)
 
     def _callbacks(self) -> list[Callback]:
+        """The console first, then ``use_callback`` blocks, then ``on_event``.
+
+        Sets ``_watched``: whether anything wants per-task events and node
+        metrics, which cost a little on every dispatch; the plain console
+        does not.
+        """
         from skyward.console import default_console
 
         chosen: list[Callback] = []
         console = default_console(self)
         if console is not None:
             chosen.append(console)
-        chosen.extend(active_callbacks())
+        listeners = [*active_callbacks()]
         if self._on_event is not None:
-            chosen.append(self._on_event)
+            listeners.append(self._on_event)
+        chosen.extend(listeners)
+        self._watched = bool(listeners) or getattr(console, "watches", False)
         return chosen
 
     def open(self) -> ComputePool:
@@ -260,16 +341,25 @@ class ComputePool:
                 accelerator_memory_gb=accel.memory_gb if accel else 0.0,
             )
             cluster = Cluster(provisioned.endpoints, topology, self.emit)
-            cluster.watch_tasks = bool(self._dispatch)
+            cluster.watch_tasks = self._watched
             await cluster.start()
-        except BaseException:
-            if cluster is not None:
-                await cluster.close(timeout=2)
-            await provisioner.teardown()
-            self._provisioner = None
+        except BaseException as exc:
+            try:
+                if cluster is not None:
+                    await cluster.close(timeout=2)
+                await provisioner.teardown()
+            finally:
+                self._provisioner = None
+                self._stopped_at = time.monotonic()
+                self._emit_stopped(exc)
             raise
         self._cluster = cluster
         self._ready_at = time.monotonic()
+        if self._watched and self.metrics_interval is not None:
+            cluster.start_metrics(self.metrics_interval)
+        self._cost_watch = asyncio.get_running_loop().create_task(
+            self._watch_cost(), name=f"cost-{self.name}"
+        )
         self.emit(
             events.PoolReady(
                 pool=self.name,
@@ -301,14 +391,47 @@ class ComputePool:
             self._restore_sigterm()
 
     async def _close(self, error: BaseException | None) -> None:
+        if self._cost_watch is not None:
+            self._cost_watch.cancel()
+        try:
+            await self._stop()
+        finally:
+            self._emit_stopped(error if error is not None else self._stop_error)
+
+    def _stop(self, error: BaseException | None = None) -> asyncio.Task[None]:
+        """Stop the workers and tear the nodes down, once; await the result.
+
+        ``error`` is what queued and running tasks fail with.
+        """
+        if self._stopping is None:
+            self._stopping = asyncio.get_running_loop().create_task(
+                self._teardown(error), name=f"stop-{self.name}"
+            )
+        return self._stopping
+
+    async def _teardown(self, error: BaseException | None) -> None:
         try:
             if self._cluster is not None:
-                await self._cluster.close()
+                await self._cluster.close(error=error)
         finally:
-            if self._provisioner is not None:
-                await self._provisioner.teardown()
-        seconds = time.monotonic() - self._started_at
+            try:
+                if self._provisioner is not None:
+                    await self._provisioner.teardown()
+            finally:
+                self._stopped_at = time.monotonic()
+
+    def _emit_stopped(self, error: BaseException | None) -> None:
+        """``PoolStopped``, then ``CostFinal``: always the pool's last event."""
+        end = self._stopped_at if self._stopped_at is not None else time.monotonic()
+        seconds = end - self._started_at
         rate = self.hourly_rate
+        self.emit(
+            events.PoolStopped(
+                pool=self.name,
+                seconds=seconds,
+                error=None if error is None else f"{type(error).__name__}: {error}",
+            )
+        )
         self.emit(
             events.CostFinal(
                 pool=self.name,
@@ -317,13 +440,49 @@ class ComputePool:
                 hourly_rate=rate,
             )
         )
-        self.emit(
-            events.PoolStopped(
-                pool=self.name,
-                seconds=seconds,
-                error=None if error is None else f"{type(error).__name__}: {error}",
-            )
+
+    async def _watch_cost(self) -> None:
+        """Send ``CostUpdate`` every ``cost_interval``; enforce ``max_cost``.
+
+        With a limit, it also wakes at the moment the running cost reaches
+        it, so the pool stops on time rather than at the next update.
+        """
+        rate = self.hourly_rate
+        limit = self.spec.max_cost
+        interval = self.cost_interval or 10.0
+        next_update = time.monotonic() + interval
+        while True:
+            wake = next_update
+            if limit is not None and rate > 0:
+                wake = min(wake, self._started_at + limit / rate * 3600)
+            await asyncio.sleep(max(0.0, wake - time.monotonic()))
+            cost = self.total_cost
+            if limit is not None and rate > 0 and cost >= limit:
+                self._exceeded(limit, cost, rate)
+                return
+            now = time.monotonic()
+            if now >= next_update:
+                self.emit(
+                    events.CostUpdate(
+                        pool=self.name,
+                        hourly_rate=rate,
+                        total_cost=cost,
+                        elapsed_seconds=now - self._started_at,
+                    )
+                )
+                next_update += interval
+
+    def _exceeded(self, limit: float, cost: float, rate: float) -> None:
+        error = CostLimitExceeded(self.name, limit, cost, rate)
+        self._stop_error = error
+        log.warning(
+            "Pool %s reached max_cost $%.4f (spent $%.4f at $%.2f/h); stopping it",
+            self.name,
+            limit,
+            cost,
+            rate,
         )
+        self._stop(error)
 
     def _install_sigterm(self) -> None:
         """Turn SIGTERM into SystemExit so ``__exit__`` tears the pool down."""
@@ -349,6 +508,8 @@ class ComputePool:
     # -- running ------------------------------------------------------------
 
     def _require_cluster(self) -> Cluster:
+        if self._stop_error is not None:
+            raise copy.copy(self._stop_error)
         if self._cluster is None or self._closed:
             raise PoolBrokenError(
                 f"pool {self.name} is not open; use it inside `with ComputePool(...)`"

@@ -15,12 +15,14 @@ goes away fails exactly the tasks it held, with an error naming it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import copy
 import logging
 import shlex
 import sys
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +47,11 @@ log = logging.getLogger(__name__)
 # sshd's default MaxSessions is 10; keep one spare for commands on the node.
 SESSIONS_PER_CONNECTION = 8
 WORKER_RESPAWNS = 3
+# The steps of bringing a node up that the cluster reports itself; the
+# bootstrap (``Cluster.prepare``) reports its own between runtime and workers.
+STEP_CONNECT = "connect"
+STEP_RUNTIME = "upload runtime"
+STEP_WORKERS = "start workers"
 CIPHERS = [
     "aes128-gcm@openssh.com",
     "aes256-gcm@openssh.com",
@@ -99,6 +106,8 @@ class Node:
         self.lost = False
         self.python: str = endpoint.python
         self.env: dict[str, str] = dict(endpoint.env)
+        # Where the runtime bundle lives on the node, relative to its home.
+        self.runtime_dir = ""
 
     async def connect(self) -> asyncssh.SSHClientConnection:
         ep = self.endpoint
@@ -182,6 +191,9 @@ class Cluster:
         self._respawns: dict[tuple[int, int], int] = {}
         self._respawning: set[tuple[int, int]] = set()
         self._background: set[asyncio.Task[Any]] = set()
+        self._metrics: list[asyncio.Task[None]] = []
+        # What tasks fail with once the cluster stops (a cost limit, say).
+        self._stop_error: BaseException | None = None
 
     # -- start --------------------------------------------------------------
 
@@ -198,28 +210,70 @@ class Cluster:
             raise errors[0]
 
     async def _start_node(self, node: Node) -> None:
-        await node.connect()
+        async with self._step(node, STEP_CONNECT):
+            await node.connect()
         digest, data = bundle()
         remote = f".skyward/runtime-{digest}"
-        await node.run(
-            f"test -f {remote}/.complete || (python3 -c "
-            f"{shlex.quote(_EXTRACT)} {remote}.tmp-$$ && rm -rf {remote} && "
-            f"mv {remote}.tmp-$$ {remote} && touch {remote}/.complete)",
-            data,
-        )
+        async with self._step(node, STEP_RUNTIME):
+            await node.run(
+                f"test -f {remote}/.complete || (python3 -c "
+                f"{shlex.quote(_EXTRACT)} {remote}.tmp-$$ && rm -rf {remote} && "
+                f"mv {remote}.tmp-$$ {remote} && touch {remote}/.complete)",
+                data,
+            )
+        node.runtime_dir = remote
         if self.prepare is not None:
             await self.prepare(node)
         command = (
             f'PYTHONPATH="$PWD/{remote}" exec {shlex.quote(node.python)} '
             f"-u -m skyward.runtime.worker"
         )
-        extra = -(-self.topology.concurrency // SESSIONS_PER_CONNECTION) - 1
-        for _ in range(extra):
-            await node.connect()
-        node.slots = [
-            Slot(self, node.index, i) for i in range(self.topology.concurrency)
-        ]
-        await asyncio.gather(*(self._start_slot(node, s, command) for s in node.slots))
+        async with self._step(node, STEP_WORKERS):
+            extra = -(-self.topology.concurrency // SESSIONS_PER_CONNECTION) - 1
+            for _ in range(extra):
+                await node.connect()
+            node.slots = [
+                Slot(self, node.index, i) for i in range(self.topology.concurrency)
+            ]
+            await asyncio.gather(
+                *(self._start_slot(node, s, command) for s in node.slots)
+            )
+
+    @contextlib.asynccontextmanager
+    async def _step(self, node: Node, step: str) -> AsyncIterator[None]:
+        """Report one step of bringing ``node`` up as it starts and ends."""
+        pool = self.topology.pool
+        started = time.monotonic()
+        self.emit(events.BootstrapProgress(pool=pool, node=node.index, step=step))
+        try:
+            yield
+        except BaseException:
+            self.emit(
+                events.BootstrapProgress(
+                    pool=pool,
+                    node=node.index,
+                    step=step,
+                    elapsed=time.monotonic() - started,
+                    status="failed",
+                )
+            )
+            raise
+        self.emit(
+            events.BootstrapProgress(
+                pool=pool,
+                node=node.index,
+                step=step,
+                elapsed=time.monotonic() - started,
+                status="done",
+            )
+        )
+
+    def start_metrics(self, interval: float) -> None:
+        """Sample every node's resource use every ``interval`` seconds."""
+        from skyward.cluster import metrics
+
+        live = [n for n in self.nodes if not n.lost and n.runtime_dir]
+        self._metrics = metrics.start(live, self.topology.pool, interval, self.emit)
 
     def _init_for(self, slot: Slot) -> dict[str, Any]:
         topo = self.topology
@@ -283,7 +337,7 @@ class Cluster:
         if self._closing:
             for task in tasks:
                 if task.future.set_running_or_notify_cancel():
-                    task.future.set_exception(closed_error())
+                    task.future.set_exception(self._closed_error())
             return
         for task in tasks:
             if task.node is None:
@@ -399,7 +453,7 @@ class Cluster:
     def on_slot_closed(self, slot: Slot, exc: Exception | None) -> None:
         node = self.nodes[slot.node]
         if self._closing:
-            slot.fail_inflight(lambda task: closed_error())
+            slot.fail_inflight(lambda task: self._closed_error())
             return
         if slot.exit_status is None or node.lost:
             # No exit status: the connection itself went away with the node.
@@ -475,10 +529,26 @@ class Cluster:
 
     # -- stop ---------------------------------------------------------------
 
-    async def close(self, timeout: float = 5.0) -> None:
-        """Stop the workers and close every connection."""
+    def _closed_error(self) -> BaseException:
+        if self._stop_error is None:
+            return closed_error()
+        # One instance per future: a raised exception collects its traceback.
+        return copy.copy(self._stop_error)
+
+    async def close(
+        self, timeout: float = 5.0, error: BaseException | None = None
+    ) -> None:
+        """Stop the workers and close every connection.
+
+        Queued and running tasks fail with ``error`` when given (why the pool
+        stopped), else with a :class:`PoolBrokenError` saying it shut down.
+        """
+        if error is not None and self._stop_error is None:
+            self._stop_error = error
         self._closing = True
-        self._fail_queue(closed_error())
+        for task in self._metrics:
+            task.cancel()
+        self._fail_queue(self._closed_error())
         closing = [s.closed for s in self.slots if s.closed is not None]
         for node in self.nodes:
             node.close()
