@@ -357,6 +357,14 @@ class ComputePool:
         self._ready_at = time.monotonic()
         if self._watched and self.metrics_interval is not None:
             cluster.start_metrics(self.metrics_interval)
+        unpriced = not self.hourly_rate and spec.provider.kind != "local"
+        if spec.max_cost is not None and unpriced:
+            log.warning(
+                "Pool %s has max_cost=$%.2f, but its provider reported no price "
+                "for its nodes, so the limit cannot be enforced",
+                self.name,
+                spec.max_cost,
+            )
         self._cost_watch = asyncio.get_running_loop().create_task(
             self._watch_cost(), name=f"cost-{self.name}"
         )

@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import shlex
+import time
 from collections.abc import Callable
 from statistics import fmean
 from typing import TYPE_CHECKING, Any
@@ -34,12 +35,16 @@ def sampler_command(node: Node, interval: float) -> str:
 
 
 def to_event(pool: str, node: int, sample: dict[str, Any]) -> events.Metrics:
-    """A node's sample as an event; several GPUs are averaged."""
+    """A node's sample as an event, stamped when the node took it.
+
+    A node with several GPUs reports their mean utilization and memory use.
+    """
     gpus = sample.get("gpus") or []
     utils = [g["util"] for g in gpus if g.get("util") is not None]
     mems = [g["mem"] for g in gpus if g.get("mem") is not None]
     return events.Metrics(
         pool=pool,
+        timestamp=float(sample.get("time") or time.time()),
         node=node,
         cpu_percent=float(sample["cpu"]),
         memory_percent=float(sample["memory"]),

@@ -3,7 +3,8 @@
 Runs beside the workers on its own SSH channel, so sampling never sits on a
 task's path. Every ``interval`` seconds it writes one JSON line to stdout::
 
-    {"cpu": 12.5, "memory": 41.0, "gpus": [{"util": 87.0, "mem": 49.7}]}
+    {"time": 1767225600.5, "cpu": 12.5, "memory": 41.0,
+     "gpus": [{"util": 87.0, "mem": 49.7}]}
 
 CPU is the busy share of all cores since the previous sample, memory the
 share not available to new processes, both from ``/proc`` on Linux and from
@@ -125,7 +126,12 @@ class Sampler:
         else:
             cpu = float(self._psutil.cpu_percent(None))
             memory = float(self._psutil.virtual_memory().percent)
-        return {"cpu": cpu, "memory": memory, "gpus": self._gpus(gpu_timeout)}
+        return {
+            "time": time.time(),
+            "cpu": cpu,
+            "memory": memory,
+            "gpus": self._gpus(gpu_timeout),
+        }
 
     def _gpus(self, timeout: float) -> list[dict[str, float | None]]:
         if self._nvidia is None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from skyward import events
+from skyward.errors import ProvisioningError
 from skyward.infra.base import Emit, PoolOptions, Provisioned
 from skyward.infra.providers import Local
 from skyward.infra.providers.local import LocalProvisioner
@@ -90,3 +91,26 @@ class Recorder:
             if time.monotonic() > deadline:
                 pytest.fail(f"condition not met within {timeout} s; saw {self.names()}")
             time.sleep(0.02)
+
+
+class FailingLocal(Local):
+    """Local nodes whose provisioning fails after the nodes started."""
+
+    def provisioner(
+        self, spec: PoolSpec, pool_name: str, emit: Emit, options: PoolOptions
+    ) -> FailingProvisioner:
+        return FailingProvisioner(LocalProvisioner(self, spec, pool_name, emit))
+
+
+class FailingProvisioner:
+    def __init__(self, inner: LocalProvisioner):
+        self.inner = inner
+        self.torn_down = False
+
+    async def provision(self) -> Provisioned:
+        await self.inner.provision()
+        raise ProvisioningError("the test's provider refuses to finish")
+
+    async def teardown(self) -> None:
+        self.torn_down = True
+        await self.inner.teardown()
