@@ -46,12 +46,13 @@ from rich.text import Text
 
 from skyward import events
 from skyward.callback import Callback
+from skyward.cluster.cluster import STEP_WORKERS
 
 if TYPE_CHECKING:
     from skyward.api.pool import ComputePool
 
-# Steps the cluster reports for every node (see skyward.cluster.cluster).
-LAST_STEP = "start workers"
+# A node is up once the cluster has started its workers.
+LAST_STEP = STEP_WORKERS
 SLOW_STEP = 1.0
 
 

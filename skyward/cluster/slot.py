@@ -311,10 +311,14 @@ class Slot:
         self.cluster.on_slot_closed(self, exc)
 
     def fail_inflight(self, error_for: Callable[[Task], BaseException]) -> None:
+        """Fail the tasks sent here; each still reports its (failed) result."""
         tasks, self.inflight = list(self.inflight.values()), {}
+        now = time.perf_counter()
         for task in tasks:
+            error = error_for(task)
+            self.cluster.on_finished(self, task, now - task.sent_at, error)
             if not task.future.done():
-                task.future.set_exception(error_for(task))
+                task.future.set_exception(error)
 
 
 def lost_error(slot: Slot, reason: str) -> NodeLostError:

@@ -122,6 +122,11 @@ def test_max_cost_stops_the_pool_and_fails_its_tasks(recorder: Recorder) -> None
     block = time.monotonic() - opened
 
     assert recorder.names()[-2:] == ["PoolStopped", "CostFinal"]
+    # The tasks that were running report their failure like any other result.
+    failed = [r for r in recorder.of(sky.FunctionResult) if not r.ok]
+    assert failed and all(
+        (r.error or "").startswith("CostLimitExceeded") for r in failed
+    )
     stopped = recorder.of(sky.PoolStopped)[0]
     assert stopped.error is not None and stopped.error.startswith("CostLimitExceeded")
     final = recorder.of(sky.CostFinal)[0]

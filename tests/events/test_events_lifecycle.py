@@ -178,3 +178,23 @@ def test_a_pool_that_fails_to_open_still_ends_with_cost_final(
         "CostFinal",
     ]
     assert "ProvisioningError" in (recorder.of(sky.PoolStopped)[0].error or "")
+
+
+@sky.compute
+def die() -> None:
+    import os
+
+    os._exit(3)
+
+
+def test_a_task_whose_worker_dies_still_reports_a_failed_result(
+    recorder: Recorder,
+) -> None:
+    with sky.ComputePool(console=False, on_event=recorder, metrics_interval=None) as p:
+        with pytest.raises(sky.errors.WorkerDiedError):
+            die() >> p
+    (call,) = recorder.of(sky.FunctionCall)
+    (result,) = recorder.of(sky.FunctionResult)
+    assert result.task_id == call.task_id
+    assert (result.function_name, result.ok) == ("die", False)
+    assert result.error is not None and result.error.startswith("WorkerDiedError")
