@@ -172,6 +172,9 @@ class Slot:
             )
         except BaseException:
             self.hello.cancel()  # nobody will wait for it now
+            # No channel was opened, so none will close: a pool closing while
+            # this worker restarts must not wait for it.
+            self.closed.set_result(None)
             raise
         self._chan = chan
         hello = await self.hello
