@@ -47,6 +47,9 @@ class BootstrapError(ProvisioningError):
             f"Last lines of its output:\n{tail}"
         )
 
+    def __reduce__(self) -> tuple[type, tuple[int, str, str, int | None]]:
+        return type(self), (self.node, self.step, self.output, self.exit_status)
+
 
 class VersionMismatchError(ProvisioningError):
     """A node's Python or cloudpickle differs from the client's."""
@@ -64,6 +67,9 @@ class NodeLostError(SkywardError, ConnectionError):
         self.reason = reason
         super().__init__(f"Node {node} was lost: {reason}")
 
+    def __reduce__(self) -> tuple[type, tuple[int, str]]:
+        return type(self), (self.node, self.reason)
+
 
 class WorkerDiedError(SkywardError, RuntimeError):
     """The worker process of a slot exited while running a task."""
@@ -79,6 +85,9 @@ class WorkerDiedError(SkywardError, RuntimeError):
             f"{exit_status} while running a task.{detail}"
         )
 
+    def __reduce__(self) -> tuple[type, tuple[int, int, int | None, str]]:
+        return type(self), (self.node, self.slot, self.exit_status, self.stderr)
+
 
 class RemoteError(SkywardError):
     """A task raised an exception that could not be brought back as itself.
@@ -92,6 +101,9 @@ class RemoteError(SkywardError):
         self.message = message
         self.node = node
         super().__init__(f"{type_name}: {message}")
+
+    def __reduce__(self) -> tuple[type, tuple[str, str, int | None]]:
+        return type(self), (self.type_name, self.message, self.node)
 
 
 class RemoteTraceback(Exception):

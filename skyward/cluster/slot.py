@@ -197,7 +197,9 @@ class Slot:
     def window(self) -> int:
         avg = self._avg
         if avg is None:
-            return 2
+            # Until a task has finished here, nothing says tasks are short;
+            # a second one queued behind a long first one would wait for it.
+            return 1
         if avg < FAST_TASK:
             return FAST_WINDOW
         return 1 if avg > SLOW_TASK else 2

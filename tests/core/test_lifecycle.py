@@ -239,3 +239,30 @@ def test_a_node_whose_workers_keep_dying_is_given_up(leak_check):
         with pytest.raises(PoolBrokenError, match="every node of the pool"):
             add(1, 1) >> pool
     leak_check.assert_clean()
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        NodeLostError(2, "gone"),
+        WorkerDiedError(1, 0, 9, "boom"),
+        sky.errors.BootstrapError(0, "pip install", "out", 1),
+        sky.errors.RemoteError("x.Y", "message", node=1),
+        sky.errors.CostLimitExceeded("p", 1.0, 1.5, 3.0),
+    ],
+)
+def test_errors_that_carry_data_survive_pickling(error):
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is type(error)
+    assert str(copy) == str(error)
+    assert vars(copy) == vars(error)
+
+
+def test_a_missing_node_interpreter_is_a_provisioning_error():
+    from skyward.errors import ProvisioningError
+
+    with pytest.raises(ProvisioningError, match="Could not start Local node 0 with"):
+        with sky.ComputePool(provider=sky.Local(python="/nonexistent/python")):
+            pass

@@ -139,6 +139,12 @@ class LocalProvisioner:
                 env=env,
                 start_new_session=True,
             )
+        except OSError as exc:
+            raise ProvisioningError(
+                f"Could not start Local node {index} with the interpreter "
+                f"{python!r}: {exc}. Pass Local(python=...) an existing Python "
+                "that has asyncssh and cloudpickle installed."
+            ) from exc
         finally:
             node_log.close()
         self.processes.append(proc)
