@@ -283,22 +283,33 @@ def check_credentials(region: str) -> str:
     Also confirms the region is enabled for the account.
     """
     import boto3
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        EndpointConnectionError,
+        NoCredentialsError,
+    )
 
+    # A fresh session: boto3's default one keeps the credentials it found first.
+    session = boto3.session.Session(region_name=region)
     try:
-        identity = boto3.client("sts", region_name=region).get_caller_identity()
+        identity = session.client("sts").get_caller_identity()
     except NoCredentialsError:
         raise ProvisioningError(
             "No AWS credentials were found. Configure them with `aws configure`, "
             "AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; nothing "
             "was created."
         ) from None
+    except EndpointConnectionError as exc:
+        raise ProvisioningError(
+            f"Could not reach AWS to check the credentials: {exc}. Nothing was created."
+        ) from exc
     except (ClientError, BotoCoreError) as exc:
         raise ProvisioningError(
             f"AWS refused the credentials: {exc}. Nothing was created."
         ) from exc
     try:
-        boto3.client("ec2", region_name=region).describe_regions(RegionNames=[region])
+        session.client("ec2").describe_regions(RegionNames=[region])
     except ClientError as exc:
         raise ProvisioningError(
             f"AWS region {region!r} is not available to this account: {exc}. "
