@@ -190,7 +190,7 @@ class AWS(Provider):
     def plan(self, spec: PoolSpec, pool: str | None = None) -> Plan:
         """What the pool's stack would create, from Pulumi's mocks, no cloud call."""
         self.check(spec)
-        name = pool or spec.name or "plan"
+        name = pool or spec.name or "ephemeral-pool"
         market = initial_market(spec.allocation)
         aws_spec = self.stack_spec(
             spec,
