@@ -248,7 +248,10 @@ def plan(
     ] = None,
     volume: Annotated[
         list[str] | None,
-        typer.Option(help="[/mount=]s3://bucket/prefix[:ro]; repeat for more."),
+        typer.Option(
+            help="S3 volume, s3://bucket/prefix, optionally with a mount path "
+            "before (/data=s3://...) and :ro after; repeat for more."
+        ),
     ] = None,
     ssh_cidr: Annotated[
         list[str] | None,

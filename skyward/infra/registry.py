@@ -170,13 +170,15 @@ def collect(
 
 
 def format_duration(seconds: float) -> str:
-    """``5400`` -> ``1h30m``; ``90`` -> ``1m30s``."""
+    """``5400`` -> ``1h30m``; ``90`` -> ``1m30s``; ``10814`` -> ``3h``."""
     seconds = int(seconds)
     days, rest = divmod(seconds, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
     parts = [(days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")]
-    shown = [f"{value}{unit}" for value, unit in parts if value][:2]
+    first = next((i for i, (value, _) in enumerate(parts) if value), len(parts) - 1)
+    # The largest unit and the one below it: 3h0m14s reads as 3h.
+    shown = [f"{value}{unit}" for value, unit in parts[first : first + 2] if value]
     return "".join(shown) or "0s"
 
 
