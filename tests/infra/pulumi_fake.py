@@ -175,11 +175,15 @@ class FakeStack:
         if self.backend.up_failures:
             message = self.backend.up_failures.pop(0)
             # The engine had made the first resources before the failure.
-            made = plan.resources[:3]
+            instances = sorted(
+                (r for r in plan.resources if r.type == "aws:ec2/instance:Instance"),
+                key=lambda r: r.name,
+            )
+            made = [r for r in plan.resources if r not in instances]
             for seq, resource in enumerate(made):
                 emit(_event("resourcePreEvent", "create", resource, seq))
                 emit(_event("resOutputsEvent", "create", resource, seq))
-            failed = plan.resources[-1]
+            failed = instances[0]
             emit(_event("resourcePreEvent", "create", failed, 90))
             emit(_event("resOpFailedEvent", "create", failed, 91))
             state.resources = made
