@@ -11,6 +11,8 @@ with sky.ComputePool(provider=sky.Local(), nodes=2) as pool:
     add(1, 2) @ pool           # (3, 3), once per node
 """
 
+from typing import Any
+
 from skyward import callback, conc, errors, events, integrations
 from skyward.api import (
     ComputeFunction,
@@ -37,6 +39,7 @@ from skyward.events import (
     PoolStopped,
     ProvisioningStarted,
     SkywardEvent,
+    StackProgress,
 )
 from skyward.infra.providers import Local, provider_from_env
 from skyward.runtime import InstanceInfo, Peer, instance_info, shard
@@ -51,7 +54,20 @@ from skyward.spec import (
 
 __version__ = "0.1.0"
 
+# Cloud providers pull in Pulumi and boto3: imported on first use.
+_LAZY = {"AWS": "skyward.infra.providers.aws"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'skyward' has no attribute {name!r}")
+
+
 __all__ = [
+    "AWS",
     "NVIDIA",
     "AcceleratorSpec",
     "BootstrapProgress",
@@ -79,6 +95,7 @@ __all__ = [
     "S3Volume",
     "SkywardError",
     "SkywardEvent",
+    "StackProgress",
     "callback",
     "compute",
     "conc",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 import skyward
+from skyward.infra.commands import register as register_stack_commands
 
 app = typer.Typer(
     name="skyward",
@@ -23,6 +24,9 @@ def _root() -> None:
 def version() -> None:
     """Print Skyward's version."""
     typer.echo(skyward.__version__)
+
+
+register_stack_commands(app)
 
 
 def main() -> None:

@@ -147,3 +147,45 @@ class CostLimitExceeded(SkywardError):
 
 class PulumiNotFoundError(ProvisioningError):
     """The Pulumi CLI is needed and is not installed."""
+
+
+class StackError(ProvisioningError):
+    """A Pulumi operation on a pool's stack failed.
+
+    Carries the stack's name, the operation and the tail of the engine's
+    output; ``capacity_refused`` is set when the cloud had no capacity
+    (spot or on-demand) for what the stack asked.
+    """
+
+    def __init__(
+        self,
+        stack: str,
+        operation: str,
+        output: str,
+        capacity_refused: bool = False,
+        hint: str = "",
+    ):
+        self.stack = stack
+        self.operation = operation
+        self.output = output
+        self.capacity_refused = capacity_refused
+        tail = "\n".join(output.rstrip().splitlines()[-25:])
+        hint = f"\n{hint}" if hint else ""
+        super().__init__(
+            f"`pulumi {operation}` failed on stack {stack!r}.{hint}\n"
+            f"Last lines of the engine's output:\n{tail}"
+        )
+
+
+class StackDriftError(ConfigurationError):
+    """A named pool's stored spec differs from the one asked for."""
+
+    def __init__(self, stack: str, differences: list[str]):
+        self.stack = stack
+        self.differences = differences
+        listed = "\n  ".join(differences)
+        super().__init__(
+            f"Named pool {stack!r} exists with a different spec:\n  {listed}\n"
+            "Pass update=True to change the pool in place, use another name, or "
+            f"run `skyward down {stack}` first."
+        )

@@ -43,6 +43,22 @@ class InstanceInfo:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class StackProgress(SkywardEvent):
+    """A step of a cloud pool's Pulumi stack, as the engine reports it.
+
+    ``op`` is Pulumi's operation (create, update, delete, replace...);
+    ``status`` says whether it started, finished or failed.
+    """
+
+    stack: str
+    resource: str
+    type: str
+    op: str
+    status: Literal["started", "done", "failed"] = "started"
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class InstanceProvisioned(SkywardEvent):
     instance: InstanceInfo
 
@@ -143,4 +159,5 @@ __all__ = [
     "PoolStopped",
     "ProvisioningStarted",
     "SkywardEvent",
+    "StackProgress",
 ]
