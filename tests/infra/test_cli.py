@@ -179,12 +179,14 @@ def cli_engine(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Engine:
     return engine
 
 
-NOW = dt.datetime.now(dt.UTC)
+def now() -> dt.datetime:
+    # Taken when each test runs: a suite can take minutes to reach it.
+    return dt.datetime.now(dt.UTC)
 
 
 def test_ls_shows_name_provider_nodes_age_ttl_and_owner(cli_engine: Engine) -> None:
-    stack(cli_engine, "team-a100", NOW - dt.timedelta(hours=5), ttl=86400, nodes=2)
-    stack(cli_engine, "eph-pool-1-abc123", NOW - dt.timedelta(minutes=10))
+    stack(cli_engine, "team-a100", now() - dt.timedelta(hours=5), ttl=86400, nodes=2)
+    stack(cli_engine, "eph-pool-1-abc123", now() - dt.timedelta(minutes=10))
     result = invoke("ls", "--json")
     assert result.exit_code == 0, result.output
     rows = {row["name"]: row for row in json.loads(result.output)}
@@ -202,7 +204,7 @@ def test_ls_shows_name_provider_nodes_age_ttl_and_owner(cli_engine: Engine) -> N
 
 
 def test_down_destroys_a_named_pool(cli_engine: Engine, backend: FakeBackend) -> None:
-    stack(cli_engine, "team-a100", NOW)
+    stack(cli_engine, "team-a100", now())
     result = invoke("down", "team-a100", "--yes")
     assert result.exit_code == 0, result.output
     assert backend.ops("destroy") == ["team-a100"]
@@ -213,11 +215,11 @@ def test_down_destroys_a_named_pool(cli_engine: Engine, backend: FakeBackend) ->
 
 
 def _gc_fixture(engine: Engine) -> None:
-    stack(engine, "eph-old-aaaaaa", NOW - dt.timedelta(hours=3))
-    stack(engine, "eph-young-bbbbbb", NOW - dt.timedelta(minutes=10))
-    stack(engine, "named-forever", NOW - dt.timedelta(days=9))
-    stack(engine, "named-expired", NOW - dt.timedelta(hours=2), ttl=3600)
-    stack(engine, "named-fresh", NOW - dt.timedelta(hours=2), ttl=36000)
+    stack(engine, "eph-old-aaaaaa", now() - dt.timedelta(hours=3))
+    stack(engine, "eph-young-bbbbbb", now() - dt.timedelta(minutes=10))
+    stack(engine, "named-forever", now() - dt.timedelta(days=9))
+    stack(engine, "named-expired", now() - dt.timedelta(hours=2), ttl=3600)
+    stack(engine, "named-fresh", now() - dt.timedelta(hours=2), ttl=36000)
 
 
 def test_gc_picks_exactly_the_expired_stacks(
@@ -242,7 +244,7 @@ def test_gc_picks_exactly_the_expired_stacks(
 def test_gc_clears_pending_operations_and_reports_them(
     cli_engine: Engine, backend: FakeBackend
 ) -> None:
-    stack(cli_engine, "eph-cut-cccccc", NOW - dt.timedelta(hours=4))
+    stack(cli_engine, "eph-cut-cccccc", now() - dt.timedelta(hours=4))
     urn = "urn:pulumi:eph-cut-cccccc::skyward::aws:ec2/instance:Instance::node-1"
     backend.stacks["eph-cut-cccccc"].pending_operations = [
         {"type": "creating", "resource": {"urn": urn}}
@@ -259,8 +261,8 @@ def test_gc_clears_pending_operations_and_reports_them(
 def test_gc_exits_1_when_a_stack_cannot_be_cleaned(
     cli_engine: Engine, backend: FakeBackend
 ) -> None:
-    stack(cli_engine, "eph-stuck-dddddd", NOW - dt.timedelta(hours=3))
-    stack(cli_engine, "eph-old-eeeeee", NOW - dt.timedelta(hours=3))
+    stack(cli_engine, "eph-stuck-dddddd", now() - dt.timedelta(hours=3))
+    stack(cli_engine, "eph-old-eeeeee", now() - dt.timedelta(hours=3))
     backend.destroy_failures["eph-stuck-dddddd"] = "the stack is currently locked"
     result = invoke("gc", "--older-than", "2h")
     assert result.exit_code == 1
