@@ -35,15 +35,24 @@ class BootstrapError(ProvisioningError):
     Carries the node, the step and the tail of the step's output.
     """
 
-    def __init__(self, node: int, step: str, output: str, exit_status: int | None):
+    def __init__(
+        self,
+        node: int,
+        step: str,
+        output: str,
+        exit_status: int | None,
+        hint: str = "",
+    ):
         self.node = node
         self.step = step
         self.output = output
         self.exit_status = exit_status
+        self.hint = hint
         tail = "\n".join(output.rstrip().splitlines()[-20:])
         status = f" with exit status {exit_status}" if exit_status is not None else ""
+        advice = f"\n{hint}" if hint else ""
         super().__init__(
-            f"Bootstrap step {step!r} failed on node {node}{status}.\n"
+            f"Bootstrap step {step!r} failed on node {node}{status}.{advice}\n"
             f"Last lines of its output:\n{tail}"
         )
 

@@ -48,6 +48,7 @@ class Local(Provider):
     """
 
     kind = "local"
+    on_this_machine = True
 
     python: str | None = None
     root: str | None = Field(default=None, description="parent folder of node dirs")
