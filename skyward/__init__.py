@@ -38,7 +38,7 @@ from skyward.events import (
     ProvisioningStarted,
     SkywardEvent,
 )
-from skyward.infra.providers import Local, provider_from_env
+from skyward.infra.providers import Local, VastAI, Verda, provider_from_env
 from skyward.runtime import InstanceInfo, Peer, instance_info, shard
 from skyward.spec import (
     NVIDIA,
@@ -79,6 +79,8 @@ __all__ = [
     "S3Volume",
     "SkywardError",
     "SkywardEvent",
+    "VastAI",
+    "Verda",
     "callback",
     "compute",
     "conc",

@@ -17,6 +17,22 @@ class ConfigurationError(SkywardError, ValueError):
     """A pool, image or provider was given a value it cannot accept."""
 
 
+class MissingCredentialsError(ConfigurationError):
+    """A provider needs credentials and none were given or found."""
+
+
+class ProviderAPIError(SkywardError):
+    """A provider's API answered with an error (or not at all).
+
+    ``status`` is the HTTP status (None when the API could not be reached).
+    """
+
+    def __init__(self, provider: str, message: str, status: int | None = None):
+        self.provider = provider
+        self.status = status
+        super().__init__(message)
+
+
 class NoActivePoolError(SkywardError, RuntimeError):
     """``>> sky`` or ``@ sky`` was used outside a pool."""
 

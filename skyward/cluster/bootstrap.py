@@ -132,7 +132,7 @@ class Plan:
         return (
             not self.builds_environment
             and not self.image.setup
-            and not (self.accelerator and not self.local)
+            and self.accelerator is None
         )
 
 
@@ -396,11 +396,10 @@ class Bootstrap:
         if plan.is_empty:
             return
         accel = plan.accelerator
-        if accel is not None and not plan.local:
-            if accel.mig:
-                await self._mig(node, accel)
-            else:
-                await self._gpus(node, accel)
+        if accel is not None and accel.mig and not plan.local:
+            await self._mig(node, accel)
+        elif accel is not None:
+            await self._gpus(node, accel)
         env_dir = ""
         if plan.builds_environment:
             if plan.local:

@@ -18,15 +18,17 @@ import tempfile
 from pathlib import Path
 
 import asyncssh
+import psutil
 from pydantic import Field
 
 import skyward
 from skyward import events
 from skyward.cluster import NodeEndpoint
-from skyward.errors import ProvisioningError
+from skyward.cluster.devices import local_gpus
+from skyward.errors import ConfigurationError, ProvisioningError
 from skyward.infra.base import Emit, PoolOptions, Provider, Provisioned
 from skyward.infra.providers._process import terminate
-from skyward.spec import PoolSpec
+from skyward.spec import InstanceSpec, PoolSpec
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,50 @@ class Local(Provider):
         self, spec: PoolSpec, pool_name: str, emit: Emit, options: PoolOptions
     ) -> LocalProvisioner:
         return LocalProvisioner(self, spec, pool_name, emit)
+
+    def check(self, spec: PoolSpec) -> None:
+        """Refuse accelerators this machine does not have, and MIG layouts.
+
+        Local nodes share this machine's GPUs; Skyward never changes their
+        MIG settings, so a MIG layout needs a cloud provider.
+        """
+        accel = spec.accelerator
+        if accel is None:
+            return
+        if accel.mig:
+            raise ConfigurationError(
+                f"MIG layouts ({list(accel.mig)}) are created on cloud nodes only; "
+                "Local leaves this machine's GPUs as they are. Drop mig= or use "
+                "sky.AWS()."
+            )
+        gpus = local_gpus()
+        matching = [g for g in gpus if g.model == accel.name]
+        if len(matching) < accel.count:
+            found = ", ".join(f"{g.name} ({g.memory_gb:g} GB)" for g in gpus)
+            raise ConfigurationError(
+                f"accelerator={accel.name!r} x {accel.count}: this machine has "
+                f"{found or 'no NVIDIA GPU'}, and Local nodes run on this machine. "
+                "Leave accelerator out, or use a cloud provider."
+            )
+
+    def available_instances(self) -> list[InstanceSpec]:
+        """This machine, as the one kind of instance Local offers (free)."""
+        gpus = local_gpus()
+        first = gpus[0] if gpus else None
+        return [
+            InstanceSpec(
+                name=socket.gethostname() or "localhost",
+                vcpus=os.cpu_count() or 1,
+                memory_gb=round(psutil.virtual_memory().total / 1024**3, 1),
+                accelerator=first.model if first else None,
+                accelerator_count=len(gpus),
+                accelerator_memory_gb=first.memory_gb if first else 0.0,
+                price_on_demand=0.0,
+                price_spot=None,
+                region="local",
+                provider=self.kind,
+            )
+        ]
 
 
 class LocalProvisioner:
