@@ -1,9 +1,9 @@
 """4. Verda: a GPU cloud as an alternative provider.
 
 Lists Verda's L40S offers when VERDA_CLIENT_ID and VERDA_CLIENT_SECRET are
-set (and says so when they are not). Pools on Verda come in a later version
-of Skyward, so the task itself runs on the provider SKYWARD_PROVIDER names,
-this machine by default, and reports whether it found a GPU.
+set, and says so when they are not. Pools on Verda come in a later version
+of Skyward, so the task runs on the provider SKYWARD_PROVIDER names (this
+machine by default), and reports whether it found a GPU.
 """
 
 import skyward as sky
@@ -20,24 +20,19 @@ def gpu_info() -> dict:
     }
 
 
-try:
-    offers = [i for i in sky.Verda().available_instances() if i.Accelerator == "L40S"]
-    for offer in offers:
-        print(
-            f"Verda {offer.name}: ${offer.price_on_demand}/hr, ${offer.price_spot}/hr (spot)"
-        )
-except MissingCredentialsError as exc:
-    print(f"Verda: {exc}")
-
-provider = sky.provider_from_env()
-machine_gpu = (
-    provider.available_instances()[0].accelerator
-    if isinstance(provider, sky.Local)
-    else "L40S"
-)
-
-with sky.ComputePool(provider=provider, accelerator=machine_gpu) as pool:
-    result = gpu_info() >> pool
+@sky.pool(provider=sky.provider_from_env(), accelerator="L40S")
+def main() -> None:
+    result = gpu_info() >> sky
     print(result)
     if not result["cuda_available"]:
         print("No GPU on this node.")
+
+
+if __name__ == "__main__":
+    try:
+        for offer in sky.Verda().available_instances():
+            if offer.Accelerator == "L40S":
+                print(f"Verda {offer.name}: ${offer.price_spot}/hr (spot)")
+    except MissingCredentialsError as exc:
+        print(f"Verda: {exc}")
+    main()

@@ -52,6 +52,7 @@ from skyward.cluster.cluster import Node
 from skyward.cluster.devices import (
     GPU_QUERY,
     assign_mig_slots,
+    local_has,
     mig_script,
     parse_gpu_query,
     parse_mig_listing,
@@ -117,6 +118,9 @@ class Plan:
     installer: Installer
     site_dirs: tuple[str, ...] = ()
     accelerator: AcceleratorSpec | None = None
+    # Local asked for a GPU this machine lacks: workers report none.
+    without_accelerator: bool = False
+    slots: int = 1
 
     @property
     def builds_environment(self) -> bool:
@@ -133,6 +137,7 @@ class Plan:
             not self.builds_environment
             and not self.image.setup
             and self.accelerator is None
+            and not self.without_accelerator
         )
 
 
@@ -177,6 +182,8 @@ def plan_bootstrap(spec: PoolSpec, *, local: bool) -> Plan:
         )
         home = str(skyward_home())
         env_dir = str(skyward_home() / "envs" / key) if pip else ""
+        accel = spec.accelerator
+        present = accel is not None and local_has(accel)
         return Plan(
             image=image,
             local=True,
@@ -186,7 +193,9 @@ def plan_bootstrap(spec: PoolSpec, *, local: bool) -> Plan:
             python=interpreter,
             installer=installer,
             site_dirs=sites,
-            accelerator=spec.accelerator,
+            accelerator=accel if present else None,
+            without_accelerator=accel is not None and not present,
+            slots=spec.concurrency,
         )
     key = environment_key(here, pip, sorted(image.apt), cloudpickle.__version__)
     return Plan(
@@ -198,6 +207,7 @@ def plan_bootstrap(spec: PoolSpec, *, local: bool) -> Plan:
         python=here,
         installer="uv",
         accelerator=spec.accelerator,
+        slots=spec.concurrency,
     )
 
 
@@ -395,6 +405,13 @@ class Bootstrap:
         plan = self.plan
         if plan.is_empty:
             return
+        if plan.without_accelerator:
+            for slot in range(plan.slots):
+                node.slot_info[slot] = {
+                    "accelerator": None,
+                    "accelerator_count": 0,
+                    "accelerator_memory_gb": 0.0,
+                }
         accel = plan.accelerator
         if accel is not None and accel.mig and not plan.local:
             await self._mig(node, accel)

@@ -152,3 +152,8 @@ def local_gpus() -> list[Gpu]:
         log.debug("nvidia-smi failed here: %s", exc)
         return []
     return parse_gpu_query(out)
+
+
+def local_has(accel: AcceleratorSpec) -> bool:
+    """Whether this machine has ``accel.count`` GPUs of ``accel``'s model."""
+    return sum(g.model == accel.name for g in local_gpus()) >= accel.count

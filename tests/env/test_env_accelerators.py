@@ -143,13 +143,30 @@ def test_a_layout_that_does_not_fit_one_gpu_is_refused() -> None:
         )
 
 
-def test_local_refuses_mig_and_gpus_this_machine_lacks() -> None:
-    with pytest.raises(ConfigurationError, match=r"MIG layouts .* cloud nodes only"):
-        sky.ComputePool(accelerator=sky.NVIDIA.H100(mig=["7g.80gb"]))
-    machine = sky.Local().available_instances()[0]
-    if machine.accelerator != "H200":
-        with pytest.raises(ConfigurationError, match="accelerator='H200' x 1"):
-            sky.ComputePool(accelerator="H200")
+def test_local_runs_without_a_gpu_it_lacks_and_reports_none(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    if sky.Local().available_instances()[0].accelerator == "H200":
+        pytest.skip("this machine has an H200")
+
+    @sky.compute
+    def seen() -> tuple[str | None, int, float, list[str]]:
+        info = sky.instance_info()
+        return (
+            info.accelerator,
+            info.accelerator_count,
+            info.accelerator_memory_gb,
+            info.devices,
+        )
+
+    layout = sky.NVIDIA.H200(mig=["3g.71gb", "3g.71gb"])
+    with caplog.at_level("WARNING", logger="skyward"):
+        pool = sky.ComputePool(accelerator=layout)
+    assert "the MIG layout ['3g.71gb', '3g.71gb'] is not created" in caplog.text
+    assert "This machine has no 1 x H200" in caplog.text
+    with pool:
+        assert pool.total_slots == 2
+        assert seen() >> pool == (None, 0, 0.0, [])
 
 
 def test_every_catalog_gpu_but_workstation_cards_has_aws_types() -> None:

@@ -51,17 +51,17 @@ def local_gpu() -> str | None:
 @pytest.mark.slow
 def test_gpu_accelerators_runs_on_local(tmp_path: Path) -> None:
     out = run_example("3_gpu_accelerators.py", tmp_path)
-    gpu = local_gpu()
-    assert out[0] == f"Local machine: {gpu or 'no GPU'}"
-    if gpu is None:
-        assert "'gpu_available': False" in out[1]
-        assert out[-1] == "No GPU on this node: the multiplication ran on the CPU."
+    if local_gpu() != "L40S":
+        assert out == [
+            "{'gpu_available': False, 'accelerator': None, 'accelerator_count': 0}",
+            "No GPU on this node: the multiplication ran on the CPU.",
+        ]
 
 
 def test_verda_example_says_what_credentials_to_set(tmp_path: Path) -> None:
     out = run_example("4_verda_provider.py", tmp_path)
     assert out[0].startswith("Verda: No Verda credentials: set VERDA_CLIENT_ID")
-    if local_gpu() is None:
+    if local_gpu() != "L40S":
         assert out[1:] == [
             "{'cuda_available': False, 'device_count': 0}",
             "No GPU on this node.",

@@ -24,8 +24,8 @@ from pydantic import Field
 import skyward
 from skyward import events
 from skyward.cluster import NodeEndpoint
-from skyward.cluster.devices import local_gpus
-from skyward.errors import ConfigurationError, ProvisioningError
+from skyward.cluster.devices import local_gpus, local_has
+from skyward.errors import ProvisioningError
 from skyward.infra.base import Emit, PoolOptions, Provider, Provisioned
 from skyward.infra.providers._process import terminate
 from skyward.spec import InstanceSpec, PoolSpec
@@ -61,28 +61,28 @@ class Local(Provider):
         return LocalProvisioner(self, spec, pool_name, emit)
 
     def check(self, spec: PoolSpec) -> None:
-        """Refuse accelerators this machine does not have, and MIG layouts.
+        """Say what Local will not do for an accelerator; it still runs.
 
-        Local nodes share this machine's GPUs; Skyward never changes their
-        MIG settings, so a MIG layout needs a cloud provider.
+        Local nodes share this machine's GPUs as they are: an accelerator it
+        lacks is left out (workers report none), and a MIG layout is not
+        created. So a script written for a cloud runs here unchanged.
         """
         accel = spec.accelerator
         if accel is None:
             return
         if accel.mig:
-            raise ConfigurationError(
-                f"MIG layouts ({list(accel.mig)}) are created on cloud nodes only; "
-                "Local leaves this machine's GPUs as they are. Drop mig= or use "
-                "sky.AWS()."
+            log.warning(
+                "Local leaves this machine's GPUs as they are: the MIG layout %s "
+                "is not created; its %d slots per node share the GPUs",
+                list(accel.mig),
+                accel.slots_per_node,
             )
-        gpus = local_gpus()
-        matching = [g for g in gpus if g.model == accel.name]
-        if len(matching) < accel.count:
-            found = ", ".join(f"{g.name} ({g.memory_gb:g} GB)" for g in gpus)
-            raise ConfigurationError(
-                f"accelerator={accel.name!r} x {accel.count}: this machine has "
-                f"{found or 'no NVIDIA GPU'}, and Local nodes run on this machine. "
-                "Leave accelerator out, or use a cloud provider."
+        if not local_has(accel):
+            log.warning(
+                "This machine has no %d x %s; Local nodes run without it and "
+                "report no accelerator",
+                accel.count,
+                accel.name,
             )
 
     def available_instances(self) -> list[InstanceSpec]:
