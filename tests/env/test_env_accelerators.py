@@ -160,7 +160,7 @@ def test_local_runs_without_a_gpu_it_lacks_and_reports_none(
         )
 
     layout = sky.NVIDIA.H200(mig=["3g.71gb", "3g.71gb"])
-    with caplog.at_level("WARNING", logger="skyward"):
+    with caplog.at_level("INFO", logger="skyward"):
         pool = sky.ComputePool(accelerator=layout)
     assert "the MIG layout ['3g.71gb', '3g.71gb'] is not created" in caplog.text
     assert "This machine has no 1 x H200" in caplog.text

@@ -61,7 +61,7 @@ class Local(Provider):
         return LocalProvisioner(self, spec, pool_name, emit)
 
     def check(self, spec: PoolSpec) -> None:
-        """Say what Local will not do for an accelerator; it still runs.
+        """Log what Local will not do for an accelerator; it still runs.
 
         Local nodes share this machine's GPUs as they are: an accelerator it
         lacks is left out (workers report none), and a MIG layout is not
@@ -71,14 +71,14 @@ class Local(Provider):
         if accel is None:
             return
         if accel.mig:
-            log.warning(
+            log.info(
                 "Local leaves this machine's GPUs as they are: the MIG layout %s "
                 "is not created; its %d slots per node share the GPUs",
                 list(accel.mig),
                 accel.slots_per_node,
             )
         if not local_has(accel):
-            log.warning(
+            log.info(
                 "This machine has no %d x %s; Local nodes run without it and "
                 "report no accelerator",
                 accel.count,
