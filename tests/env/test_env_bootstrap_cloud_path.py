@@ -2,8 +2,8 @@
 
 ``CloudLikeLocal`` is Local with the cloud's bootstrap: uv builds the
 environment under ``$HOME/.skyward/envs`` from an offline wheel folder. The
-node has no GPU, so ``nvidia-smi`` is a script that answers with output
-recorded on real machines and logs the commands it was given.
+node has no GPU, so ``nvidia-smi`` is a script that answers with the
+outputs in tests/env/recorded and logs the commands it was given.
 """
 
 from __future__ import annotations
