@@ -41,7 +41,7 @@ from skyward.events import (
     SkywardEvent,
     StackProgress,
 )
-from skyward.infra.providers import Local, provider_from_env
+from skyward.infra.providers import Local, VastAI, Verda, provider_from_env
 from skyward.runtime import InstanceInfo, Peer, instance_info, shard
 from skyward.spec import (
     NVIDIA,
@@ -96,6 +96,8 @@ __all__ = [
     "SkywardError",
     "SkywardEvent",
     "StackProgress",
+    "VastAI",
+    "Verda",
     "callback",
     "compute",
     "conc",

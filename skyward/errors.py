@@ -17,6 +17,22 @@ class ConfigurationError(SkywardError, ValueError):
     """A pool, image or provider was given a value it cannot accept."""
 
 
+class MissingCredentialsError(ConfigurationError):
+    """A provider needs credentials and none were given or found."""
+
+
+class ProviderAPIError(SkywardError):
+    """A provider's API answered with an error (or not at all).
+
+    ``status`` is the HTTP status (None when the API could not be reached).
+    """
+
+    def __init__(self, provider: str, message: str, status: int | None = None):
+        self.provider = provider
+        self.status = status
+        super().__init__(message)
+
+
 class NoActivePoolError(SkywardError, RuntimeError):
     """``>> sky`` or ``@ sky`` was used outside a pool."""
 
@@ -35,15 +51,24 @@ class BootstrapError(ProvisioningError):
     Carries the node, the step and the tail of the step's output.
     """
 
-    def __init__(self, node: int, step: str, output: str, exit_status: int | None):
+    def __init__(
+        self,
+        node: int,
+        step: str,
+        output: str,
+        exit_status: int | None,
+        hint: str = "",
+    ):
         self.node = node
         self.step = step
         self.output = output
         self.exit_status = exit_status
+        self.hint = hint
         tail = "\n".join(output.rstrip().splitlines()[-20:])
         status = f" with exit status {exit_status}" if exit_status is not None else ""
+        advice = f"\n{hint}" if hint else ""
         super().__init__(
-            f"Bootstrap step {step!r} failed on node {node}{status}.\n"
+            f"Bootstrap step {step!r} failed on node {node}{status}.{advice}\n"
             f"Last lines of its output:\n{tail}"
         )
 

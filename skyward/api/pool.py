@@ -321,8 +321,13 @@ class ComputePool:
 
         if not isinstance(spec.provider, Provider):
             raise TypeError(f"{type(spec.provider).__name__} cannot provision pools")
+        from skyward.cluster.bootstrap import Bootstrap
         from skyward.infra.base import PoolOptions
 
+        # Planned before provisioning: a bad Image fails with nothing created.
+        bootstrap = Bootstrap.for_spec(
+            spec, self.name, self.emit, local=spec.provider.on_this_machine
+        )
         options = PoolOptions(update=self.update, keep=self.keep)
         provisioner = spec.provider.provisioner(spec, self.name, self.emit, options)
         self._provisioner = provisioner
@@ -342,6 +347,7 @@ class ComputePool:
             )
             cluster = Cluster(provisioned.endpoints, topology, self.emit)
             cluster.watch_tasks = self._watched
+            cluster.prepare = bootstrap.prepare
             await cluster.start()
         except BaseException as exc:
             try:

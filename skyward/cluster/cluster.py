@@ -23,7 +23,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import asyncssh
@@ -108,6 +108,11 @@ class Node:
         self.env: dict[str, str] = dict(endpoint.env)
         # Where the runtime bundle lives on the node, relative to its home.
         self.runtime_dir = ""
+        # Set by the bootstrap: the node's accelerator devices, and per slot
+        # the environment and InstanceInfo fields that pin it to one of them.
+        self.devices: list[str] = []
+        self.slot_env: dict[int, dict[str, str]] = {}
+        self.slot_info: dict[int, dict[str, Any]] = {}
 
     async def connect(self) -> asyncssh.SSHClientConnection:
         ep = self.endpoint
@@ -277,6 +282,7 @@ class Cluster:
 
     def _init_for(self, slot: Slot) -> dict[str, Any]:
         topo = self.topology
+        node = self.nodes[slot.node]
         peers = [Peer(n.index, n.endpoint.peer_ip, n.endpoint.host) for n in self.nodes]
         info = InstanceInfo(
             node=slot.node,
@@ -290,9 +296,12 @@ class Cluster:
             accelerator=topo.accelerator,
             accelerator_count=topo.accelerator_count,
             accelerator_memory_gb=topo.accelerator_memory_gb,
+            devices=list(node.devices),
         )
+        info = replace(info, **node.slot_info.get(slot.index, {}))
         env = dict(topo.env)
-        env.update(self.nodes[slot.node].env)
+        env.update(node.env)
+        env.update(node.slot_env.get(slot.index, {}))
         if topo.slot_env is not None:
             env.update(topo.slot_env(slot.node, slot.index))
         from dataclasses import asdict

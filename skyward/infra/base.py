@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from skyward import events
 from skyward.cluster import NodeEndpoint
-from skyward.spec import PoolSpec, ProviderConfig
+from skyward.errors import ConfigurationError
+from skyward.spec import InstanceSpec, PoolSpec, ProviderConfig
 
 Emit = Callable[[events.SkywardEvent], None]
 
@@ -49,9 +50,22 @@ class Provisioner(Protocol):
 
 
 class Provider(ProviderConfig):
-    """A provider configuration that can provision pools."""
+    """A provider configuration that can provision pools.
+
+    ``on_this_machine``: its nodes run on the client's machine (Local), so
+    the bootstrap reuses the client's packages instead of installing them.
+    """
+
+    on_this_machine: ClassVar[bool] = False
 
     def provisioner(
         self, spec: PoolSpec, pool_name: str, emit: Emit, options: PoolOptions
     ) -> Provisioner:
         raise TypeError(f"{type(self).__name__} cannot provision pools")
+
+    def available_instances(self) -> list[InstanceSpec]:
+        """The kinds of machine this provider offers, with prices per hour."""
+        raise ConfigurationError(
+            f"{type(self).__name__} cannot list its instances; instance discovery "
+            "works with sky.AWS(), sky.Verda(), sky.VastAI() and sky.Local()."
+        )

@@ -17,6 +17,7 @@ from pydantic import (
     SerializeAsAny,
     field_serializer,
     field_validator,
+    model_validator,
 )
 
 from skyward.spec.accelerators import AcceleratorSpec, resolve_accelerator
@@ -66,6 +67,25 @@ class PoolSpec(BaseModel):
     max_cost: float | None = Field(default=None, gt=0)
     idle_timeout: float = Field(default=300.0, gt=0)
     ttl: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mig_slots(cls, data: Any) -> Any:
+        """A MIG layout decides the slots per node: one per MIG instance."""
+        accel = data.get("accelerator") if isinstance(data, dict) else None
+        if not isinstance(accel, AcceleratorSpec) or not accel.mig:
+            return data
+        slots = accel.slots_per_node
+        concurrency = data.get("concurrency", 1)
+        if concurrency in (None, 1):
+            return {**data, "concurrency": slots}
+        if concurrency != slots:
+            raise ValueError(
+                f"concurrency={concurrency} does not match the MIG layout "
+                f"{list(accel.mig)} on {accel.count} GPU(s), which gives {slots} "
+                f"slots per node; leave concurrency out or set it to {slots}"
+            )
+        return data
 
     @field_validator("memory", mode="before")
     @classmethod

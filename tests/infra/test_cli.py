@@ -104,7 +104,8 @@ def test_plan_reads_a_spec_file_and_flags_override_it(tmp_path: Path) -> None:
     assert plan["stack"] == "team-cpu"
     instances = [r for r in plan["resources"] if r["type"].endswith("Instance")]
     assert len(instances) == 2
-    assert instances[0]["inputs"]["instanceType"] == "m6i.2xlarge"
+    # the cheapest type with 8 vCPUs
+    assert instances[0]["inputs"]["instanceType"] == "c6i.2xlarge"
     assert "instanceMarketOptions" not in instances[0]["inputs"]
     assert instances[0]["inputs"]["tags"]["skyward:ttl"] == "7200"
     provider = next(r for r in plan["resources"] if r["type"] == "pulumi:providers:aws")

@@ -8,6 +8,8 @@ import os
 from skyward.errors import ConfigurationError
 from skyward.infra.base import Provider
 from skyward.infra.providers.local import Local
+from skyward.infra.providers.vastai import VastAI
+from skyward.infra.providers.verda import Verda
 
 # name -> (module, class); cloud providers are imported only when chosen.
 PROVIDERS: dict[str, tuple[str, str]] = {
@@ -45,4 +47,11 @@ def provider_from_env(default: str = "local") -> Provider:
     return provider_by_name(os.environ.get("SKYWARD_PROVIDER") or default)
 
 
-__all__ = ["PROVIDERS", "Local", "provider_by_name", "provider_from_env"]
+__all__ = [
+    "PROVIDERS",
+    "Local",
+    "VastAI",
+    "Verda",
+    "provider_by_name",
+    "provider_from_env",
+]

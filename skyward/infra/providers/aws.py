@@ -36,7 +36,7 @@ from skyward.infra.stacks import (
 )
 from skyward.infra.stacks import aws as program
 from skyward.infra.stacks.aws import AwsStackSpec
-from skyward.spec import PoolSpec
+from skyward.spec import InstanceSpec, PoolSpec
 from skyward.spec.accelerators import AWS_INSTANCE_TYPES, select_aws_instance_type
 
 log = logging.getLogger(__name__)
@@ -125,6 +125,12 @@ class AWS(Provider):
                 f"regions: {', '.join(known_regions())}."
             )
         return region
+
+    def available_instances(self) -> list[InstanceSpec]:
+        """The instance types this region offers, with spot prices from EC2."""
+        from skyward.infra.discovery.aws import aws_available_instances
+
+        return aws_available_instances(self.resolved_region())
 
     def resolved_instance_type(self, spec: PoolSpec) -> str:
         if self.instance_type is not None:

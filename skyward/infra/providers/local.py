@@ -18,15 +18,17 @@ import tempfile
 from pathlib import Path
 
 import asyncssh
+import psutil
 from pydantic import Field
 
 import skyward
 from skyward import events
 from skyward.cluster import NodeEndpoint
+from skyward.cluster.devices import local_gpus, local_has
 from skyward.errors import ProvisioningError
 from skyward.infra.base import Emit, PoolOptions, Provider, Provisioned
 from skyward.infra.providers._process import terminate
-from skyward.spec import PoolSpec
+from skyward.spec import InstanceSpec, PoolSpec
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,7 @@ class Local(Provider):
     """
 
     kind = "local"
+    on_this_machine = True
 
     python: str | None = None
     root: str | None = Field(default=None, description="parent folder of node dirs")
@@ -56,6 +59,50 @@ class Local(Provider):
         self, spec: PoolSpec, pool_name: str, emit: Emit, options: PoolOptions
     ) -> LocalProvisioner:
         return LocalProvisioner(self, spec, pool_name, emit)
+
+    def check(self, spec: PoolSpec) -> None:
+        """Log what Local will not do for an accelerator; it still runs.
+
+        Local nodes share this machine's GPUs as they are: an accelerator it
+        lacks is left out (workers report none), and a MIG layout is not
+        created. So a script written for a cloud runs here unchanged.
+        """
+        accel = spec.accelerator
+        if accel is None:
+            return
+        if accel.mig:
+            log.info(
+                "Local leaves this machine's GPUs as they are: the MIG layout %s "
+                "is not created; its %d slots per node share the GPUs",
+                list(accel.mig),
+                accel.slots_per_node,
+            )
+        if not local_has(accel):
+            log.info(
+                "This machine has no %d x %s; Local nodes run without it and "
+                "report no accelerator",
+                accel.count,
+                accel.name,
+            )
+
+    def available_instances(self) -> list[InstanceSpec]:
+        """This machine, as the one kind of instance Local offers (free)."""
+        gpus = local_gpus()
+        first = gpus[0] if gpus else None
+        return [
+            InstanceSpec(
+                name=socket.gethostname() or "localhost",
+                vcpus=os.cpu_count() or 1,
+                memory_gb=round(psutil.virtual_memory().total / 1024**3, 1),
+                accelerator=first.model if first else None,
+                accelerator_count=len(gpus),
+                accelerator_memory_gb=first.memory_gb if first else 0.0,
+                price_on_demand=0.0,
+                price_spot=None,
+                region="local",
+                provider=self.kind,
+            )
+        ]
 
 
 class LocalProvisioner:
