@@ -6,6 +6,7 @@ import asyncio
 import os
 import stat
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -310,9 +311,11 @@ def test_cancelling_an_up_interrupts_pulumi_and_the_stack_is_destroyed(
     script = tmp_path / "cli" / "pulumi"
     script.parent.mkdir()
     marker = tmp_path / "interrupted"
+    ready = tmp_path / "trap-set"
     script.write_text(
         "#!/bin/bash\n"
         f"trap 'touch {marker}; exit 255' INT\n"
+        f"touch {ready}\n"
         "while true; do sleep 0.05; done\n"
     )
     script.chmod(0o755)
@@ -322,6 +325,9 @@ def test_cancelling_an_up_interrupts_pulumi_and_the_stack_is_destroyed(
         import subprocess
 
         proc = subprocess.Popen([str(script)])
+        # SIGINT before bash has set its trap would kill it without a trace.
+        while not ready.exists() and proc.poll() is None:
+            time.sleep(0.01)
         started.set()
         if proc.wait(60) != 0:
             backend.up_failures.append("error: update canceled")
