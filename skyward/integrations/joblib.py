@@ -198,6 +198,11 @@ class SkywardBackend(AutoBatchingMixin, ParallelBackendBase):
             self._outstanding.discard(future)
 
 
+# ``Parallel(backend="skyward")`` works inside a JoblibPool block, and says
+# what is missing outside one.
+register_parallel_backend(BACKEND_NAME, SkywardBackend)
+
+
 class JoblibPool(ComputePool):
     """A :class:`~skyward.ComputePool` that is joblib's backend inside ``with``.
 
@@ -213,7 +218,6 @@ class JoblibPool(ComputePool):
     def __enter__(self) -> JoblibPool:
         super().__enter__()
         try:
-            register_parallel_backend(BACKEND_NAME, SkywardBackend)
             options = {} if self.n_jobs is None else {"n_jobs": self.n_jobs}
             config = parallel_config(backend=SkywardBackend(self), **options)
             config.__enter__()
