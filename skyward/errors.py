@@ -8,6 +8,8 @@ what to do about it.
 
 from __future__ import annotations
 
+from concurrent.futures import BrokenExecutor
+
 
 class SkywardError(Exception):
     """Base class of every error Skyward raises on purpose."""
@@ -80,8 +82,12 @@ class VersionMismatchError(ProvisioningError):
     """A node's Python or cloudpickle differs from the client's."""
 
 
-class PoolBrokenError(SkywardError, RuntimeError):
-    """The pool can no longer run tasks (every node is gone, or it was closed)."""
+class PoolBrokenError(SkywardError, BrokenExecutor):
+    """The pool can no longer run tasks (every node is gone, or it was closed).
+
+    A :class:`concurrent.futures.BrokenExecutor` (so a ``RuntimeError``), as
+    the standard library's executors raise when their workers are gone.
+    """
 
 
 class NodeLostError(SkywardError, ConnectionError):

@@ -7,11 +7,15 @@ from skyward.api.compute import (
     compute,
     gather,
 )
+from skyward.api.executor import Executor
+from skyward.api.multipool import MultiPool
 from skyward.api.pool import ComputePool, current_pool, pool
 
 __all__ = [
     "ComputeFunction",
     "ComputePool",
+    "Executor",
+    "MultiPool",
     "PendingCompute",
     "PendingGroup",
     "compute",

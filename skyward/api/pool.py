@@ -218,6 +218,12 @@ class ComputePool:
         return self._cluster is not None and not self._closed
 
     @property
+    def is_broken(self) -> bool:
+        """True once every node has been lost: no slot can run tasks any more."""
+        cluster = self._cluster
+        return cluster is not None and all(node.lost for node in cluster.nodes)
+
+    @property
     def hourly_rate(self) -> float:
         """Dollars per hour for the nodes as provisioned (spot or on-demand)."""
         provisioned = self._provisioned
@@ -294,18 +300,42 @@ class ComputePool:
 
     def open(self) -> ComputePool:
         """Provision the nodes and start the workers; idempotent."""
-        if self._cluster is not None:
-            if self._closed:
-                raise PoolBrokenError(f"pool {self.name} was closed; open a new one")
+        if self._already_open():
             return self
-        self._dispatch = Dispatcher(self._callbacks())
-        self._install_sigterm()
-        self._started_at = time.monotonic()
+        self._prepare_open()
         try:
-            run_in_loop(self._open())
+            run_in_loop(self.open_async())
         except BaseException:
             self._restore_sigterm()
             raise
+        return self
+
+    def _already_open(self) -> bool:
+        if self._cluster is None:
+            return False
+        if self._closed:
+            raise PoolBrokenError(f"pool {self.name} was closed; open a new one")
+        return True
+
+    def _prepare_open(self) -> None:
+        """The part of opening that belongs to the caller's thread.
+
+        Event callbacks come from the caller's context (``use_callback``),
+        and a SIGTERM handler can only be installed from the main thread.
+        """
+        self._dispatch = Dispatcher(self._callbacks())
+        self._install_sigterm()
+        self._started_at = time.monotonic()
+
+    async def open_async(self) -> ComputePool:
+        """:meth:`open` on Skyward's loop, so several pools can open at once.
+
+        Call ``_prepare_open()`` from the caller's thread first, as
+        :meth:`open` and :class:`~skyward.MultiPool` do.
+        """
+        if self._already_open():
+            return self
+        await self._open()
         with _open_lock:
             _open.append(self)
         return self
@@ -395,14 +425,21 @@ class ComputePool:
         if self._closed or self._provisioner is None:
             self._closed = True
             return
+        try:
+            run_in_loop(self.close_async(error))
+        finally:
+            self._restore_sigterm()
+
+    async def close_async(self, error: BaseException | None = None) -> None:
+        """:meth:`close` on Skyward's loop, so several pools can close at once."""
+        if self._closed or self._provisioner is None:
+            self._closed = True
+            return
         self._closed = True
         with _open_lock:
             if self in _open:
                 _open.remove(self)
-        try:
-            run_in_loop(self._close(error))
-        finally:
-            self._restore_sigterm()
+        await self._close(error)
 
     async def _close(self, error: BaseException | None) -> None:
         if self._cost_watch is not None:
