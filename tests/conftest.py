@@ -11,7 +11,7 @@ import pytest
 
 import skyward as sky
 
-NODE_MODULES = ("skyward.infra.providers.local_node", "skyward.runtime.worker")
+NODE_MODULES = ("skyward/infra/providers/local_node.py", "skyward.runtime.worker")
 
 
 def pool_processes(pool: sky.ComputePool) -> list[psutil.Process]:

@@ -7,7 +7,7 @@ import time
 
 import psutil
 
-NODE_MODULE = "skyward.infra.providers.local_node"
+NODE_MODULE = "skyward/infra/providers/local_node.py"
 
 
 def free_port() -> int:

@@ -10,7 +10,7 @@ import psutil
 
 import skyward as sky
 
-NODE_MODULE = "skyward.infra.providers.local_node"
+NODE_MODULE = "skyward/infra/providers/local_node.py"
 WORKER_MODULE = "skyward.runtime.worker"
 
 

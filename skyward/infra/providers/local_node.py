@@ -1,10 +1,13 @@
 """A Local node: an SSH server on 127.0.0.1 that runs commands in its own folder.
 
 Started by :class:`~skyward.infra.providers.local.LocalProvisioner` as
-``python -m skyward.infra.providers.local_node``. It prints one line,
+``python .../local_node.py`` (as a script). It prints one line,
 ``SKYWARD-NODE-READY <port>``, once it listens, and then serves exec
 requests from clients holding the pool's key, each as a shell command in the
 node's working directory, much as sshd would.
+
+It imports nothing of Skyward, so it starts as fast as Python and asyncssh
+allow and runs under any interpreter that has asyncssh.
 
 It stops itself, and every process it started, when it is told to
 (SIGTERM), when the process that started it dies, or when no client has
@@ -22,10 +25,9 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Iterable
 
 import asyncssh
-
-from skyward.infra.providers._process import terminate
 
 log = logging.getLogger("skyward.node")
 
@@ -40,6 +42,22 @@ def _die_with_parent() -> None:
             ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         except Exception:  # the worker's stdin watch still applies
             pass
+
+
+async def terminate(procs: Iterable[asyncio.subprocess.Process], grace: float) -> None:
+    """SIGTERM every process, wait up to ``grace`` seconds, SIGKILL the rest."""
+    procs = [p for p in procs if p.returncode is None]
+    for proc in procs:
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        try:
+            await asyncio.wait_for(proc.wait(), max(0.05, deadline - time.monotonic()))
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
 
 
 class NodeServer:
