@@ -44,7 +44,13 @@ from skyward.events import (
     StackProgress,
 )
 from skyward.infra.providers import Local, VastAI, Verda, provider_from_env
-from skyward.runtime import InstanceInfo, Peer, instance_info, shard
+from skyward.runtime import (
+    DistributedSampler,
+    InstanceInfo,
+    Peer,
+    instance_info,
+    shard,
+)
 from skyward.spec import (
     NVIDIA,
     AcceleratorSpec,
@@ -77,6 +83,7 @@ __all__ = [
     "ComputePool",
     "CostFinal",
     "CostUpdate",
+    "DistributedSampler",
     "Executor",
     "FunctionCall",
     "FunctionResult",

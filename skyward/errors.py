@@ -120,6 +120,19 @@ class WorkerDiedError(SkywardError, RuntimeError):
         return type(self), (self.node, self.slot, self.exit_status, self.stderr)
 
 
+class TaskAbortedError(SkywardError, RuntimeError):
+    """A running task was stopped on purpose (its broadcast failed elsewhere).
+
+    Its worker was killed, so a task blocked in a collective waiting for a
+    failed peer does not hang; the slot is restarted.
+    """
+
+    def __init__(self, node: int, reason: str):
+        self.node = node
+        self.reason = reason
+        super().__init__(f"The task on node {node} was stopped: {reason}")
+
+
 class RemoteError(SkywardError):
     """A task raised an exception that could not be brought back as itself.
 

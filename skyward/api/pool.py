@@ -30,13 +30,16 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from skyward import events
 from skyward.callback import Callback, Dispatcher, active_callbacks
 from skyward.cluster import Cluster, Task, Topology
+from skyward.cluster.loop import get_loop
 from skyward.cluster.loop import run as run_in_loop
 from skyward.errors import (
     ConfigurationError,
     CostLimitExceeded,
     NoActivePoolError,
     PoolBrokenError,
+    TaskAbortedError,
 )
+from skyward.runtime.integrations import DistributedFunction
 from skyward.spec import Image, PoolSpec, ProviderConfig, build
 
 if TYPE_CHECKING:
@@ -577,21 +580,78 @@ class ComputePool:
         from skyward.api.compute import ship_by_value
 
         fn = getattr(fn, "fn", fn)
+        self._refuse_distributed(fn)
         ship_by_value(fn)
         task = Task.create(fn, args, kwargs)
         return self.submit_tasks([task])[0]
 
+    def _refuse_distributed(self, fn: Any) -> None:
+        """A distributed function on one slot of several nodes would hang.
+
+        Its rank would wait at the rendezvous for ranks on the other nodes
+        that never start, so it is refused before anything is sent.
+        """
+        if self.nodes > 1 and isinstance(fn, DistributedFunction):
+            name = getattr(fn, "__qualname__", "the function")
+            raise ConfigurationError(
+                f"{name}() is decorated with a sky.integrations decorator, which "
+                f"makes the {self.nodes} nodes of the pool one distributed job, "
+                f"so it must run once on every node: broadcast it with "
+                f"`{name}(...) @ pool` instead of sending it to one slot with "
+                "`>>`, gather() or submit()."
+            )
+
     def run(self, pending: PendingCompute[R]) -> R:
+        self._refuse_distributed(pending.fn)
         task = Task.create(pending.fn, pending.args, pending.kwargs)
         return self.submit_tasks([task])[0].result()
 
     def broadcast(self, pending: PendingCompute[R]) -> tuple[R, ...]:
+        """Run once on every node; the results, or the first node's error.
+
+        The parts of a broadcast stand or fall together: when one fails, the
+        others are aborted (their workers killed and restarted) instead of
+        being left to hang in a collective waiting for it, and the caller
+        gets the failed node's exception.
+        """
         cluster = self._require_cluster()
         task = Task.create(pending.fn, pending.args, pending.kwargs)
         tasks = [task.pinned(node.index) for node in cluster.nodes]
-        return tuple(_results(self.submit_tasks(tasks)))
+        failed: list[BaseException] = []
+        lock = threading.Lock()
+
+        def on_done(part: Task, future: Future[Any]) -> None:
+            if future.cancelled():
+                return
+            error = future.exception()
+            if error is None or isinstance(error, TaskAbortedError):
+                return
+            with lock:
+                if failed:
+                    return
+                failed.append(error)
+            rest = [t for t in tasks if t is not part]
+            reason = (
+                f"node {part.node}'s part of the broadcast of {task.function.name} "
+                f"failed with {type(error).__name__}: {error}"
+            )
+            get_loop().call_soon_threadsafe(cluster.abort, rest, reason)
+
+        futures = self.submit_tasks(tasks)
+        for part, future in zip(tasks, futures, strict=True):
+            future.add_done_callback(functools.partial(on_done, part))
+        try:
+            return tuple(_results(futures))
+        except BaseException:
+            if failed:
+                # The failed node's error, not a sibling's abort; keep its
+                # remote traceback as the cause.
+                raise failed[0] from failed[0].__cause__
+            raise
 
     def run_many(self, items: Sequence[PendingCompute[Any]]) -> tuple[Any, ...]:
+        for p in items:
+            self._refuse_distributed(p.fn)
         tasks = [Task.create(p.fn, p.args, p.kwargs) for p in items]
         if not tasks:
             return ()
@@ -602,6 +662,7 @@ class ComputePool:
         from skyward.api.compute import ship_by_value
 
         fn = getattr(fn, "fn", fn)
+        self._refuse_distributed(fn)
         ship_by_value(fn)
         tasks = [Task.create(fn, args, {}) for args in zip(*iterables, strict=False)]
         return list(_results(self.submit_tasks(tasks)))

@@ -23,6 +23,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -37,6 +38,7 @@ from skyward.errors import (
     NodeLostError,
     PoolBrokenError,
     ProvisioningError,
+    TaskAbortedError,
     VersionMismatchError,
     WorkerDiedError,
 )
@@ -93,6 +95,15 @@ class Topology:
     accelerator_count: int = 0
     accelerator_memory_gb: float = 0.0
     slot_env: Callable[[int, int], dict[str, str]] | None = None
+
+
+def _claim(future: Future[Any]) -> bool:
+    """Mark a queued task's future running; False if it was cancelled.
+
+    A task put back in a queue after its worker was killed unstarted is
+    already running.
+    """
+    return future.running() or future.set_running_or_notify_cancel()
 
 
 class Node:
@@ -345,7 +356,7 @@ class Cluster:
         """Queue tasks (loop thread). Failures land on the tasks' futures."""
         if self._closing:
             for task in tasks:
-                if task.future.set_running_or_notify_cancel():
+                if _claim(task.future):
                     task.future.set_exception(self._closed_error())
             return
         for task in tasks:
@@ -353,7 +364,7 @@ class Cluster:
                 self._queue.append(task)
             elif task.node in self._pinned and not self.nodes[task.node].lost:
                 self._pinned[task.node].append(task)
-            elif task.future.set_running_or_notify_cancel():
+            elif _claim(task.future):
                 task.future.set_exception(
                     NodeLostError(task.node, "it was lost before this task was sent")
                     if task.node in self._pinned
@@ -398,7 +409,7 @@ class Cluster:
                 if not queue:
                     break
                 task = queue.popleft()
-                if not task.future.set_running_or_notify_cancel():
+                if not _claim(task.future):
                     continue  # cancelled while queued: it never runs
                 batches[id(slot)].append(task)
                 room[id(slot)] -= 1
@@ -425,7 +436,7 @@ class Cluster:
         for queue in (self._queue, *self._pinned.values()):
             while queue:
                 task = queue.popleft()
-                if task.future.set_running_or_notify_cancel():
+                if _claim(task.future):
                     task.future.set_exception(error)
 
     # -- callbacks from slots -----------------------------------------------
@@ -470,13 +481,17 @@ class Cluster:
             return
         status = slot.exit_status
         tail = slot.stderr_tail()
+        if slot.aborting:
+            self._settle_aborted(slot)
         slot.fail_inflight(
             lambda task: WorkerDiedError(slot.node, slot.index, status, tail)
         )
         key = (slot.node, slot.index)
-        self._respawns[key] = self._respawns.get(key, 0) + 1
-        if self._respawns[key] <= WORKER_RESPAWNS:
-            log.warning(
+        if not slot.aborting:  # a worker killed on purpose is not a crash
+            self._respawns[key] = self._respawns.get(key, 0) + 1
+        if self._respawns.get(key, 0) <= WORKER_RESPAWNS:
+            log.log(
+                logging.INFO if slot.aborting else logging.WARNING,
                 "Worker of node %d slot %d exited with status %s; restarting",
                 slot.node,
                 slot.index,
@@ -489,13 +504,80 @@ class Cluster:
         self._check_node_usable(node)
         self.pump()
 
+    # -- aborting -----------------------------------------------------------
+
+    def abort(self, tasks: Iterable[Task], reason: str) -> None:
+        """Stop ``tasks`` (loop thread), each failing with TaskAbortedError.
+
+        A task still queued is dropped. A running one cannot be interrupted
+        inside its worker (it may be blocked in a collective, waiting for a
+        peer that failed), so its worker is killed and then restarted.
+        """
+        wanted = {t.task_id: t for t in tasks if not t.future.done()}
+        for queue in (self._queue, *self._pinned.values()):
+            for task in [t for t in queue if t.task_id in wanted]:
+                queue.remove(task)
+                node = task.node if task.node is not None else -1
+                if _claim(task.future):
+                    task.future.set_exception(TaskAbortedError(node, reason))
+        for slot in self.slots:
+            hit = [i for i in slot.inflight if i in wanted]
+            if not hit or not slot.alive:
+                continue
+            for task_id in hit:
+                slot.aborting[task_id] = TaskAbortedError(slot.node, reason)
+            slot.alive = False  # no new work until it is restarted
+            killing = asyncio.get_running_loop().create_task(self._kill_worker(slot))
+            self._background.add(killing)
+            killing.add_done_callback(self._background.discard)
+
+    async def _kill_worker(self, slot: Slot) -> None:
+        node = self.nodes[slot.node]
+        log.info(
+            "Stopping the worker of node %d slot %d (pid %s) to abort its task",
+            slot.node,
+            slot.index,
+            slot.pid,
+        )
+        try:
+            if slot.pid is None:
+                raise ProvisioningError("the worker never said its pid")
+            await node.run(f"kill -KILL {int(slot.pid)}")
+        except (ProvisioningError, OSError, asyncssh.Error) as exc:
+            # Closing its channel makes the worker exit on its own (it
+            # watches its stdin), only less promptly than a signal.
+            log.warning("Could not kill worker %s: %s", slot.pid, exc)
+            slot.close()
+
+    def _settle_aborted(self, slot: Slot) -> None:
+        """Fail the aborted tasks of a killed worker; requeue the unstarted."""
+        tasks = list(slot.inflight.values())
+        slot.inflight = {}
+        for position, task in enumerate(tasks):
+            error = slot.aborting.get(task.task_id)
+            if error is None and position > 0:
+                # Queued behind the running task, never started: run it again.
+                queue = self._queue if task.node is None else self._pinned[task.node]
+                queue.appendleft(task)
+                continue
+            if error is None:
+                error = TaskAbortedError(
+                    slot.node, "its worker was stopped to abort another task"
+                )
+            if not task.future.done():
+                task.future.set_exception(error)
+
     async def _respawn(self, node: Node, slot: Slot) -> None:
         try:
             await self._start_slot(node, slot, slot.command)
         except Exception as exc:
-            log.warning(
-                "Could not restart node %d slot %d: %s", node.index, slot.index, exc
-            )
+            if not self._closing:  # a pool closing meanwhile is no failure
+                log.warning(
+                    "Could not restart node %d slot %d: %s",
+                    node.index,
+                    slot.index,
+                    exc,
+                )
         finally:
             self._respawning.discard((node.index, slot.index))
         self._check_node_usable(node)
@@ -520,7 +602,7 @@ class Cluster:
         pinned = self._pinned.get(node.index)
         while pinned:
             task = pinned.popleft()
-            if task.future.set_running_or_notify_cancel():
+            if _claim(task.future):
                 task.future.set_exception(NodeLostError(node.index, reason))
         if first:
             log.error(

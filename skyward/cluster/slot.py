@@ -136,6 +136,9 @@ class Slot:
         self.exit_signal: str | None = None
         self.command = ""
         self.alive = False
+        self.pid: int | None = None
+        # Set while the worker is being killed to stop these tasks.
+        self.aborting: dict[int, BaseException] = {}
         self.hello: asyncio.Future[dict[str, Any]] | None = None
         self.closed: asyncio.Future[None] | None = None
         self.writable = asyncio.Event()
@@ -163,6 +166,7 @@ class Slot:
         self.hello = loop.create_future()
         self.closed = loop.create_future()
         self.exit_status = None
+        self.aborting = {}
         self._decoder = FrameDecoder()
         self._funcs_sent.clear()
         self._stderr.clear()
@@ -178,6 +182,7 @@ class Slot:
             raise
         self._chan = chan
         hello = await self.hello
+        self.pid = hello.get("pid")
         body = cloudpickle.dumps(init)
         chan.write(frame_header(INIT, len(body)) + body)
         self.alive = True

@@ -7,6 +7,14 @@ functions that need them).
 """
 
 from skyward.runtime.context import InstanceInfo, Peer, instance_info
+from skyward.runtime.sampler import DistributedSampler
 from skyward.runtime.shard import partition, shard
 
-__all__ = ["InstanceInfo", "Peer", "instance_info", "partition", "shard"]
+__all__ = [
+    "DistributedSampler",
+    "InstanceInfo",
+    "Peer",
+    "instance_info",
+    "partition",
+    "shard",
+]
