@@ -9,22 +9,10 @@ from pathlib import Path
 import psutil
 
 import skyward as sky
+from tests.conftest import pool_processes
 
 NODE_MODULE = "skyward/infra/providers/local_node.py"
 WORKER_MODULE = "skyward.runtime.worker"
-
-
-def pool_processes(pool: sky.ComputePool) -> list[psutil.Process]:
-    """The node servers of an open Local pool and every process under them."""
-    found: list[psutil.Process] = []
-    for pid in getattr(pool._provisioner, "pids", []):
-        try:
-            proc = psutil.Process(pid)
-            found.append(proc)
-            found.extend(proc.children(recursive=True))
-        except psutil.NoSuchProcess:
-            continue
-    return found
 
 
 def cmdline(proc: psutil.Process) -> str:
@@ -44,8 +32,9 @@ class Leaks:
         procs = pool_processes(pool)
         nodes = [p for p in procs if NODE_MODULE in cmdline(p)]
         workers = [p for p in procs if WORKER_MODULE in cmdline(p)]
-        assert len(nodes) == pool.nodes
-        assert len(workers) == pool.total_slots
+        seen = [cmdline(p) for p in procs]
+        assert len(nodes) == pool.nodes, f"node processes of {pool.name}: {seen}"
+        assert len(workers) == pool.total_slots, f"workers of {pool.name}: {seen}"
         self.procs.extend(nodes + workers)
 
     def assert_gone(self, timeout: float = 15.0) -> None:
