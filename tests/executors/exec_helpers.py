@@ -11,7 +11,6 @@ import psutil
 import skyward as sky
 from tests.conftest import pool_processes
 
-NODE_MODULE = "skyward/infra/providers/local_node.py"
 WORKER_MODULE = "skyward.runtime.worker"
 
 
@@ -30,7 +29,9 @@ class Leaks:
 
     def record(self, pool: sky.ComputePool) -> None:
         procs = pool_processes(pool)
-        nodes = [p for p in procs if NODE_MODULE in cmdline(p)]
+        # By pid: a node's child between fork and exec has the node's cmdline.
+        node_pids = set(pool._provisioner.pids)
+        nodes = [p for p in procs if p.pid in node_pids]
         workers = [p for p in procs if WORKER_MODULE in cmdline(p)]
         seen = [cmdline(p) for p in procs]
         assert len(nodes) == pool.nodes, f"node processes of {pool.name}: {seen}"
