@@ -11,8 +11,6 @@ import pytest
 
 import skyward as sky
 
-NODE_MODULES = ("skyward/infra/providers/local_node.py", "skyward.runtime.worker")
-
 
 def pool_processes(pool: sky.ComputePool) -> list[psutil.Process]:
     """The node processes of an open Local pool and every process under them."""
