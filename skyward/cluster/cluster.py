@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 import asyncssh
 import cloudpickle
@@ -261,28 +261,20 @@ class Cluster:
         pool = self.topology.pool
         started = time.monotonic()
         self.emit(events.BootstrapProgress(pool=pool, node=node.index, step=step))
+        status: Literal["done", "failed"] = "failed"
         try:
             yield
-        except BaseException:
+            status = "done"
+        finally:
             self.emit(
                 events.BootstrapProgress(
                     pool=pool,
                     node=node.index,
                     step=step,
                     elapsed=time.monotonic() - started,
-                    status="failed",
+                    status=status,
                 )
             )
-            raise
-        self.emit(
-            events.BootstrapProgress(
-                pool=pool,
-                node=node.index,
-                step=step,
-                elapsed=time.monotonic() - started,
-                status="done",
-            )
-        )
 
     def start_metrics(self, interval: float) -> None:
         """Sample every node's resource use every ``interval`` seconds."""

@@ -33,6 +33,7 @@ This module runs on nodes: it imports nothing of Skyward outside
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import functools
 import os
@@ -253,13 +254,21 @@ def _variables(values: dict[str, str], defaults: dict[str, str]) -> Iterator[Non
     yield
 
 
-@dataclass(frozen=True)
-class TorchSetup:
-    backend: str | None
-    timeout: float
+class _Setup(abc.ABC):
+    """How one framework's environment is made; calls run in a fresh child."""
+
+    @abc.abstractmethod
+    def context(self, world: World) -> contextlib.AbstractContextManager[None]:
+        """Enter the framework's distributed environment for ``world``."""
 
     def run(self, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
         return _run_in_child(self.context, World.current(), fn, args, kwargs)
+
+
+@dataclass(frozen=True)
+class TorchSetup(_Setup):
+    backend: str | None
+    timeout: float
 
     @contextlib.contextmanager
     def context(self, world: World) -> Iterator[None]:
@@ -271,12 +280,9 @@ class TorchSetup:
 
 
 @dataclass(frozen=True)
-class TransformersSetup:
+class TransformersSetup(_Setup):
     backend: str | None
     timeout: float
-
-    def run(self, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
-        return _run_in_child(self.context, World.current(), fn, args, kwargs)
 
     @contextlib.contextmanager
     def context(self, world: World) -> Iterator[None]:
@@ -294,30 +300,24 @@ class TransformersSetup:
 
 
 @dataclass(frozen=True)
-class JaxSetup:
+class JaxSetup(_Setup):
     timeout: float
-
-    def run(self, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
-        return _run_in_child(self.context, World.current(), fn, args, kwargs)
 
     def context(self, world: World) -> contextlib.AbstractContextManager[None]:
         return _jax_runtime(world, self.timeout)
 
 
 @dataclass(frozen=True)
-class KerasSetup:
+class KerasSetup(_Setup):
     backend: str
     seed: int | None
     timeout: float
-
-    def run(self, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
-        return _run_in_child(self.context, World.current(), fn, args, kwargs)
 
     def context(self, world: World) -> contextlib.AbstractContextManager[None]:
         return _keras_session(self.backend, self.seed, world, self.timeout)
 
 
-Setup = TorchSetup | TransformersSetup | JaxSetup | KerasSetup
+Setup = _Setup
 
 
 class DistributedFunction:
