@@ -41,6 +41,9 @@ _INSTALLED = tuple(
 )
 
 
+_decided: set[str] = set()
+
+
 def ship_by_value(fn: Any) -> None:
     """Make cloudpickle send ``fn``'s module by value when nodes may lack it.
 
@@ -49,13 +52,14 @@ def ship_by_value(fn: Any) -> None:
     them, so those stay references.
     """
     module_name = getattr(fn, "__module__", None)
-    if not module_name or module_name == "__main__":
-        return
-    if module_name.split(".")[0] == "skyward":
+    if not module_name or module_name == "__main__" or module_name in _decided:
         return
     module = sys.modules.get(module_name)
+    if module is None:
+        return
+    _decided.add(module_name)
     path = getattr(module, "__file__", None)
-    if module is None or path is None:
+    if module_name.split(".")[0] == "skyward" or path is None:
         return
     if os.path.realpath(path).startswith(_INSTALLED):
         return

@@ -189,6 +189,7 @@ class ComputePool:
         self._on_event = on_event
         self._watched = False
         self._dispatch = Dispatcher([])
+        self._added: list[Callback] = []
         self._provisioner: Provisioner | None = None
         self._provisioned: Provisioned | None = None
         self._cluster: Cluster | None = None
@@ -252,6 +253,8 @@ class ComputePool:
         self._dispatch(event)
 
     def add_callback(self, callback: Callback) -> None:
+        """Send this pool's events to ``callback`` too, from now on."""
+        self._added.append(callback)
         self._dispatch.add(callback)
 
     def __repr__(self) -> str:
@@ -282,7 +285,7 @@ class ComputePool:
             self.close(error=exc)
 
     def _callbacks(self) -> list[Callback]:
-        """The console first, then ``use_callback`` blocks, then ``on_event``.
+        """The console, ``use_callback`` blocks, ``on_event``, ``add_callback``.
 
         Sets ``_watched``: whether anything wants per-task events and node
         metrics, which cost a little on every dispatch; the plain console
@@ -297,6 +300,7 @@ class ComputePool:
         listeners = [*active_callbacks()]
         if self._on_event is not None:
             listeners.append(self._on_event)
+        listeners.extend(self._added)
         chosen.extend(listeners)
         self._watched = bool(listeners) or getattr(console, "watches", False)
         return chosen
@@ -575,15 +579,20 @@ class ComputePool:
         self._require_cluster().submit_threadsafe(tasks)
         return [t.future for t in tasks]
 
-    def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Future[R]:
-        """Run ``fn(*args, **kwargs)`` on one slot; return a future at once."""
+    def _task(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Task:
+        """One call of ``fn`` (a plain or a compute function) on one slot."""
         from skyward.api.compute import ship_by_value
 
         fn = getattr(fn, "fn", fn)
         self._refuse_distributed(fn)
         ship_by_value(fn)
-        task = Task.create(fn, args, kwargs)
-        return self.submit_tasks([task])[0]
+        return Task.create(fn, args, kwargs)
+
+    def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Future[R]:
+        """Run ``fn(*args, **kwargs)`` on one slot; return a future at once."""
+        return self.submit_tasks([self._task(fn, args, kwargs)])[0]
 
     def _refuse_distributed(self, fn: Any) -> None:
         """A distributed function on one slot of several nodes would hang.
@@ -602,8 +611,7 @@ class ComputePool:
             )
 
     def run(self, pending: PendingCompute[R]) -> R:
-        self._refuse_distributed(pending.fn)
-        task = Task.create(pending.fn, pending.args, pending.kwargs)
+        task = self._task(pending.fn, pending.args, pending.kwargs)
         return self.submit_tasks([task])[0].result()
 
     def broadcast(self, pending: PendingCompute[R]) -> tuple[R, ...]:
@@ -650,21 +658,14 @@ class ComputePool:
             raise
 
     def run_many(self, items: Sequence[PendingCompute[Any]]) -> tuple[Any, ...]:
-        for p in items:
-            self._refuse_distributed(p.fn)
-        tasks = [Task.create(p.fn, p.args, p.kwargs) for p in items]
+        tasks = [self._task(p.fn, p.args, p.kwargs) for p in items]
         if not tasks:
             return ()
         return tuple(_results(self.submit_tasks(tasks)))
 
     def map(self, fn: Callable[..., R], *iterables: Iterable[Any]) -> list[R]:
         """``[fn(*args) for args in zip(*iterables)]``, run on the pool."""
-        from skyward.api.compute import ship_by_value
-
-        fn = getattr(fn, "fn", fn)
-        self._refuse_distributed(fn)
-        ship_by_value(fn)
-        tasks = [Task.create(fn, args, {}) for args in zip(*iterables, strict=False)]
+        tasks = [self._task(fn, args, {}) for args in zip(*iterables, strict=False)]
         return list(_results(self.submit_tasks(tasks)))
 
 

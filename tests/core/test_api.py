@@ -185,3 +185,14 @@ def test_compute_keeps_the_function_callable_locally():
     assert add.local(2, 3) == 5
     assert add.__name__ == "add"
     assert add(2, 3).local() == 5
+
+
+def test_callbacks_added_before_open_receive_events():
+    seen: list[str] = []
+    pool = sky.ComputePool(provider=sky.Local(), nodes=1, console=False)
+    pool.add_callback(lambda event: seen.append(type(event).__name__))
+    with pool:
+        assert add(1, 1) >> pool == 2
+    assert seen[0] == "ProvisioningStarted"
+    assert "FunctionResult" in seen
+    assert seen[-2:] == ["PoolStopped", "CostFinal"]
