@@ -12,7 +12,7 @@ def my_callback(event):
             print(f"CPU: {cpu:.1f}%, GPU: {gpu}%")
         case sky.LogLine(line=line, node=node):
             print(f"[Node {node}] {line}")
-        case sky.BootstrapProgress(step=step):
+        case sky.BootstrapProgress(step=step, status="started"):
             print(f"Installing: {step}")
         case sky.CostFinal(total_cost=cost):
             print(f"Total cost: ${cost:.2f}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import weakref
 from concurrent.futures import Future
@@ -58,7 +59,12 @@ def function_ref(fn: Any) -> FunctionRef:
             "files or connections in their closure cannot travel; create those "
             "inside the function instead."
         ) from exc
-    code = getattr(fn, "__code__", None)
+    # Decorators (the integrations) keep the user's function as __wrapped__.
+    try:
+        source = inspect.unwrap(fn)
+    except ValueError:  # a cycle of __wrapped__
+        source = fn
+    code = getattr(source, "__code__", None)
     ref = FunctionRef(
         next(_func_ids), name, pickled, code.co_filename if code is not None else None
     )
@@ -72,8 +78,6 @@ def function_ref(fn: Any) -> FunctionRef:
 def _argument_names(
     fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> list[tuple[str, Any]]:
-    import inspect
-
     try:
         bound = inspect.signature(fn).bind_partial(*args, **kwargs)
         named = list(bound.arguments.items())

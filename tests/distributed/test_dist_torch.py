@@ -192,3 +192,26 @@ def test_nccl_on_a_node_without_gpu_says_so(pool):
 
     with pytest.raises(RuntimeError, match="needs a CUDA GPU"):
         needs_gpu() @ pool
+
+
+def test_a_decorated_function_s_remote_traceback_shows_its_source() -> None:
+    from skyward.cluster.slot import map_traceback
+    from skyward.cluster.task import function_ref
+
+    ref = function_ref(sky.integrations.torch()(_raises_inside))
+    assert ref.filename == __file__
+    tb = (
+        "Traceback (most recent call last):\n"
+        f'  File "<dynamic-code>", line {_RAISE_LINE}, in _raises_inside\n'
+        "ValueError: no\n"
+    )
+    mapped = map_traceback(tb, ref.filename)
+    assert f'File "{__file__}", line {_RAISE_LINE}, in _raises_inside' in mapped
+    assert 'raise ValueError("no")' in mapped
+
+
+def _raises_inside() -> None:
+    raise ValueError("no")
+
+
+_RAISE_LINE = _raises_inside.__code__.co_firstlineno + 1
