@@ -14,7 +14,7 @@ import linecache
 import logging
 import re
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +31,7 @@ from skyward.errors import (
 )
 from skyward.runtime.protocol import (
     CHUNK,
+    FUNCTION_CACHE,
     HELLO,
     INIT,
     LOG,
@@ -145,7 +146,7 @@ class Slot:
         self.writable.set()
         self._chan: asyncssh.SSHClientChannel[bytes] | None = None
         self._decoder = FrameDecoder()
-        self._funcs_sent: set[int] = set()
+        self._funcs_sent: OrderedDict[int, None] = OrderedDict()
         self._outbox: deque[bytes | memoryview] = deque()
         self._streaming = False
         self._stderr = bytearray()
@@ -221,8 +222,12 @@ class Slot:
             self.inflight[task.task_id] = task
             task.sent_at = now
             ref = task.function
-            if ref.func_id not in self._funcs_sent:
-                self._funcs_sent.add(ref.func_id)
+            if ref.func_id in self._funcs_sent:
+                self._funcs_sent.move_to_end(ref.func_id)
+            else:
+                self._funcs_sent[ref.func_id] = None
+                if len(self._funcs_sent) > FUNCTION_CACHE:
+                    self._funcs_sent.popitem(last=False)
                 small.append(ref.frame())
             small.append(task.head())
             small.append(task.payload)

@@ -33,6 +33,11 @@ LOG = 6
 STDOUT = 1
 STDERR = 2
 
+# How many functions a worker keeps. Client and worker evict the least
+# recently used one in the same order (frames arrive in the order they were
+# sent), so the client always knows which functions a worker still has.
+FUNCTION_CACHE = 256
+
 # Payloads are written in pieces of at most this size, so a large argument
 # never needs a second full-size copy in any buffer.
 CHUNK = 256 * 1024

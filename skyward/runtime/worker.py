@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 import traceback
+from collections import OrderedDict
 from typing import Any, BinaryIO
 
 import cloudpickle
@@ -31,6 +32,7 @@ from skyward.runtime import context
 from skyward.runtime.protocol import (
     FUNC,
     FUNC_HEAD,
+    FUNCTION_CACHE,
     HEADER,
     HELLO,
     INIT,
@@ -171,7 +173,7 @@ class Worker:
     def __init__(self, stdin: BinaryIO, channel: Channel):
         self._in = stdin
         self._channel = channel
-        self._functions: dict[int, Any] = {}
+        self._functions: OrderedDict[int, Any] = OrderedDict()
 
     def _read_frame(self) -> tuple[int, bytes] | None:
         head = self._in.read(HEADER.size)
@@ -199,6 +201,8 @@ class Worker:
                     )
                 except BaseException as exc:  # reported when a task uses it
                     self._functions[func_id] = _Unloadable(exc)
+                if len(self._functions) > FUNCTION_CACHE:
+                    self._functions.popitem(last=False)
             elif kind == INIT:
                 self._init(cloudpickle.loads(payload))
 
@@ -217,6 +221,7 @@ class Worker:
         start = time.perf_counter()
         try:
             fn = self._functions[func_id]
+            self._functions.move_to_end(func_id)
             if isinstance(fn, _Unloadable):
                 raise fn.error
             args, kwargs = cloudpickle.loads(memoryview(payload)[TASK_HEAD.size :])

@@ -196,3 +196,24 @@ def test_callbacks_added_before_open_receive_events():
     assert seen[0] == "ProvisioningStarted"
     assert "FunctionResult" in seen
     assert seen[-2:] == ["PoolStopped", "CostFinal"]
+
+
+def test_workers_keep_a_bounded_number_of_functions(pool2):
+    from skyward.runtime.protocol import FUNCTION_CACHE
+
+    def make(i: int):
+        return lambda: i
+
+    functions = [make(i) for i in range(FUNCTION_CACHE + 40)]
+    results = [pool2.submit(fn).result(timeout=30) for fn in functions]
+    assert results == list(range(FUNCTION_CACHE + 40))
+    slots = pool2._cluster.slots
+    assert max(len(slot._funcs_sent) for slot in slots) == FUNCTION_CACHE
+    # the first functions were evicted on both ends and are sent again
+    assert [pool2.submit(fn).result(timeout=30) for fn in functions[:5]] == [
+        0,
+        1,
+        2,
+        3,
+        4,
+    ]
