@@ -45,11 +45,12 @@ def evaluate(model: dict) -> dict:
 raw_data = list(range(10))
 provider = sky.provider_from_env()
 
-# Provision all pools in parallel
+# Provision all pools in parallel. On a cloud, a name= makes a named pool
+# that outlives the block for reuse; keep=False destroys it on exit anyway.
 with sky.MultiPool(
-    sky.ComputePool(provider=provider, cpu=8, name="preprocess"),
-    sky.ComputePool(provider=provider, accelerator="A100", name="train"),
-    sky.ComputePool(provider=provider, accelerator="T4", name="eval"),
+    sky.ComputePool(provider=provider, cpu=8, name="preprocess", keep=False),
+    sky.ComputePool(provider=provider, accelerator="A100", name="train", keep=False),
+    sky.ComputePool(provider=provider, accelerator="T4", name="eval", keep=False),
 ) as (prep_pool, train_pool, eval_pool):
     # Stage 1: Preprocess on CPU
     processed = preprocess(raw_data) >> prep_pool
