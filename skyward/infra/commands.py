@@ -305,6 +305,13 @@ def plan(
 # -- stacks in the backend --------------------------------------------------
 
 
+def _existing_stack(engine: Engine, name: str) -> Any:
+    stack = engine.select(name)
+    if stack is None:
+        raise SkywardError(f"No stack named {name!r} in {engine.settings.backend}.")
+    return stack
+
+
 def preview(
     name: Annotated[str, typer.Argument(help="Stack (pool) name.")],
     backend: BackendOption = None,
@@ -314,9 +321,7 @@ def preview(
 
     with _errors():
         engine = make_engine(backend)
-        stack = engine.select(name)
-        if stack is None:
-            raise SkywardError(f"No stack named {name!r} in {engine.settings.backend}.")
+        stack = _existing_stack(engine, name)
         if POOL not in stack.get_all_config():
             stack.refresh_config()
         try:
@@ -389,9 +394,7 @@ def down(
     """Destroy a pool's stack and everything it created, then remove it."""
     with _errors():
         engine = make_engine(backend)
-        stack = engine.select(name)
-        if stack is None:
-            raise SkywardError(f"No stack named {name!r} in {engine.settings.backend}.")
+        stack = _existing_stack(engine, name)
         if not yes and not typer.confirm(f"Destroy every resource of {name!r}?"):
             raise typer.Exit(EXIT_FAILED)
         engine.destroy(stack)
