@@ -63,14 +63,16 @@ def map_traceback(tb: str, filename: str | None) -> str:
     """Point frames of code shipped by value back at the caller's source file.
 
     cloudpickle names such code "<dynamic-code>"; the line numbers are the
-    original ones, so the source line can be shown from the local file.
+    original ones, so the source line can be shown from the local file. A
+    frame is mapped only when that file defines its function above that
+    line: code shipped from another module stays as it came.
     """
     if not filename or "<dynamic-code>" not in tb:
         return tb
     out = []
     for line in tb.splitlines():
         match = _DYNAMIC_FRAME.match(line)
-        if match is None:
+        if match is None or not _defines(filename, int(match.group(1)), match.group(2)):
             out.append(line)
             continue
         lineno = int(match.group(1))
@@ -79,6 +81,17 @@ def map_traceback(tb: str, filename: str | None) -> str:
         if source:
             out.append(f"    {source}")
     return "\n".join(out) + "\n"
+
+
+def _defines(filename: str, lineno: int, function: str) -> bool:
+    """Whether ``filename`` has ``function`` defined at or before ``lineno``."""
+    lines = linecache.getlines(filename)
+    if not 0 < lineno <= len(lines):
+        return False
+    if function == "<lambda>":
+        return "lambda" in lines[lineno - 1]
+    pattern = re.compile(rf"^\s*(async\s+)?def\s+{re.escape(function)}\s*\(")
+    return any(pattern.match(text) for text in lines[:lineno])
 
 
 def decode_error(

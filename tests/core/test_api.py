@@ -217,3 +217,22 @@ def test_workers_keep_a_bounded_number_of_functions(pool2):
         3,
         4,
     ]
+
+
+def test_traceback_frames_from_elsewhere_are_not_mapped_to_the_task_file():
+    from skyward.cluster.slot import map_traceback
+
+    raise_line = fail.fn.__code__.co_firstlineno + 3  # decorator, def, if, raise
+    tb = (
+        "Traceback (most recent call last):\n"
+        f'  File "<dynamic-code>", line {raise_line}, in fail\n'
+        '  File "<dynamic-code>", line 3, in helper_from_another_module\n'
+        "ValueError: x\n"
+    )
+    assert map_traceback(tb, __file__).splitlines() == [
+        "Traceback (most recent call last):",
+        f'  File "{__file__}", line {raise_line}, in fail',
+        '    raise ValueError("bad value 7")',
+        '  File "<dynamic-code>", line 3, in helper_from_another_module',
+        "ValueError: x",
+    ]
