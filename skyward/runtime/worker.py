@@ -164,7 +164,7 @@ def _error_payload(exc: BaseException) -> bytes:
     try:
         exc.__traceback__ = None
         data["exception"] = cloudpickle.dumps(exc)
-    except Exception:
+    except Exception:  # the client rebuilds it as a RemoteError from the above
         pass
     return cloudpickle.dumps(data)
 

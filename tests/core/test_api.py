@@ -236,3 +236,24 @@ def test_traceback_frames_from_elsewhere_are_not_mapped_to_the_task_file():
         '  File "<dynamic-code>", line 3, in helper_from_another_module',
         "ValueError: x",
     ]
+
+
+class HoldsALock(Exception):
+    def __init__(self) -> None:
+        super().__init__("holding a lock")
+        self.lock = threading.Lock()
+
+
+@sky.compute
+def raise_unpicklable() -> None:
+    raise HoldsALock()
+
+
+def test_an_exception_that_cannot_travel_comes_back_as_remote_error(pool2):
+    from skyward.errors import RemoteError
+
+    with pytest.raises(RemoteError, match=r"HoldsALock: holding a lock") as caught:
+        raise_unpicklable() >> pool2
+    assert caught.value.type_name.endswith("HoldsALock")
+    assert caught.value.node in (0, 1)
+    assert "raise HoldsALock()" in caught.value.__cause__.tb
