@@ -44,6 +44,7 @@ from skyward.spec import Image, PoolSpec, ProviderConfig, build
 
 if TYPE_CHECKING:
     from skyward.api.compute import PendingCompute
+    from skyward.cluster.bootstrap import Bootstrap
     from skyward.infra.base import Provisioned, Provisioner
 
 log = logging.getLogger(__name__)
@@ -191,6 +192,7 @@ class ComputePool:
         self._dispatch = Dispatcher([])
         self._added: list[Callback] = []
         self._provisioner: Provisioner | None = None
+        self._bootstrap: Bootstrap | None = None
         self._provisioned: Provisioned | None = None
         self._cluster: Cluster | None = None
         self._tokens: list[contextvars.Token[ComputePool | None]] = []
@@ -365,6 +367,7 @@ class ComputePool:
         bootstrap = Bootstrap.for_spec(
             spec, self.name, self.emit, local=spec.provider.on_this_machine
         )
+        self._bootstrap = bootstrap
         options = PoolOptions(update=self.update, keep=self.keep)
         provisioner = spec.provider.provisioner(spec, self.name, self.emit, options)
         self._provisioner = provisioner
@@ -388,9 +391,14 @@ class ComputePool:
             await cluster.start()
         except BaseException as exc:
             try:
-                if cluster is not None:
-                    await cluster.close(timeout=2)
-                await provisioner.teardown()
+                try:
+                    if cluster is not None:
+                        await cluster.close(timeout=2)
+                finally:
+                    try:
+                        await bootstrap.release()
+                    finally:
+                        await provisioner.teardown()
             finally:
                 self._provisioner = None
                 self._stopped_at = time.monotonic()
@@ -473,6 +481,8 @@ class ComputePool:
                 await self._cluster.close(error=error)
         finally:
             try:
+                if self._bootstrap is not None:
+                    await self._bootstrap.release()
                 if self._provisioner is not None:
                     await self._provisioner.teardown()
             finally:

@@ -4,6 +4,7 @@ Runs on every node in parallel, over SSH, after the runtime upload and
 before the workers start (``Cluster.prepare``). Each step is one shell
 script, reported as a :class:`~skyward.events.BootstrapProgress` event:
 
+    mount volumes  mount the pool's S3 volumes with s3fs (cluster/volumes.py)
     uv      install uv when the node has none
     apt     system packages (clouds; on Local they are only checked)
     mig     enable MIG and create the layout; pin one device per slot
@@ -56,6 +57,14 @@ from skyward.cluster.devices import (
     mig_script,
     parse_gpu_query,
     parse_mig_listing,
+)
+from skyward.cluster.volumes import (
+    STEP_MOUNT,
+    VolumePlan,
+    mount_hint,
+    mount_script,
+    plan_volumes,
+    release_local,
 )
 from skyward.errors import BootstrapError, ConfigurationError
 from skyward.spec import Image, PoolSpec
@@ -121,6 +130,7 @@ class Plan:
     # Local asked for a GPU this machine lacks: workers report none.
     without_accelerator: bool = False
     slots: int = 1
+    volumes: VolumePlan | None = None
 
     @property
     def builds_environment(self) -> bool:
@@ -138,6 +148,7 @@ class Plan:
             and not self.image.setup
             and self.accelerator is None
             and not self.without_accelerator
+            and self.volumes is None
         )
 
 
@@ -163,6 +174,7 @@ def plan_bootstrap(spec: PoolSpec, *, local: bool) -> Plan:
             f"python out to get {here}, or run the client on Python {image.python}."
         )
     pip = sorted(image.pip)
+    mounts = plan_volumes(spec.volumes, local=local)
     if local:
         missing = missing_system_packages(image.apt)
         if missing:
@@ -196,6 +208,7 @@ def plan_bootstrap(spec: PoolSpec, *, local: bool) -> Plan:
             accelerator=accel if present else None,
             without_accelerator=accel is not None and not present,
             slots=spec.concurrency,
+            volumes=mounts,
         )
     key = environment_key(here, pip, sorted(image.apt), cloudpickle.__version__)
     return Plan(
@@ -208,6 +221,7 @@ def plan_bootstrap(spec: PoolSpec, *, local: bool) -> Plan:
         installer="uv",
         accelerator=spec.accelerator,
         slots=spec.concurrency,
+        volumes=mounts,
     )
 
 
@@ -388,6 +402,9 @@ class Bootstrap:
         self.plan = plan
         self.pool = pool
         self.emit = emit
+        # Local: the first node to get there mounts for all (one machine).
+        self._local_mount: asyncio.Task[None] | None = None
+        self._claimed: set[str] = set()
 
     @classmethod
     def for_spec(
@@ -405,6 +422,8 @@ class Bootstrap:
         plan = self.plan
         if plan.is_empty:
             return
+        if plan.volumes is not None:
+            await self._mount(node, plan.volumes)
         if plan.without_accelerator:
             for slot in range(plan.slots):
                 node.slot_info[slot] = {
@@ -431,6 +450,57 @@ class Bootstrap:
                     setup_script(plan, env_dir, command),
                     f"The setup command was: {command}",
                 ),
+            )
+
+    async def _mount(self, node: Node, mounts: VolumePlan) -> None:
+        if not mounts.local:
+            await self._mount_on(node, mounts)
+            return
+        if self._local_mount is None:
+            self._local_mount = asyncio.ensure_future(self._mount_on(node, mounts))
+            await asyncio.shield(self._local_mount)
+            return
+        # Another node of this pool mounts on this same machine: wait for it.
+        started = time.monotonic()
+        self._report(node, STEP_MOUNT, 0.0, "started")
+        try:
+            await asyncio.shield(self._local_mount)
+        except BaseException:
+            self._report(node, STEP_MOUNT, time.monotonic() - started, "failed")
+            raise
+        self._report(node, STEP_MOUNT, time.monotonic() - started, "done")
+
+    async def _mount_on(self, node: Node, mounts: VolumePlan) -> None:
+        if mounts.local:
+            # From here on the paths are this pool's to unmount.
+            self._claimed.update(v.mount_path for v in mounts.volumes)
+        stdin = mounts.credentials.stdin() if mounts.credentials else None
+        await self._step(
+            node,
+            Step(STEP_MOUNT, mount_script(mounts, node.index), mount_hint(mounts)),
+            stdin,
+        )
+
+    async def release(self) -> None:
+        """Unmount what this pool mounted on Local; safe to call twice.
+
+        Cloud nodes are destroyed with their mounts (and a kept node
+        remounts at the next pool's bootstrap).
+        """
+        mounts = self.plan.volumes
+        if self._local_mount is not None and not self._local_mount.done():
+            self._local_mount.cancel()
+            with contextlib.suppress(BaseException):
+                await self._local_mount
+        if mounts is None or not mounts.local or not self._claimed:
+            return
+        claimed, self._claimed = self._claimed, set()
+        stuck = await asyncio.to_thread(release_local, mounts, claimed)
+        if stuck:
+            log.warning(
+                "Pool %s left %s mounted: unmount with `fusermount -u PATH`",
+                self.pool,
+                ", ".join(stuck),
             )
 
     async def _local_environment(self, node: Node) -> str:
@@ -573,11 +643,19 @@ class Bootstrap:
             )
         )
 
-    async def _run(self, node: Node, script: str) -> tuple[int | None, str]:
-        """Run a script with ``sh`` on the node; its exit status and output."""
+    async def _run(
+        self, node: Node, script: str, stdin: bytes | None = None
+    ) -> tuple[int | None, str]:
+        """Run a script with ``sh`` on the node; its exit status and output.
+
+        ``stdin`` is what the script reads (secrets go this way, never in
+        the script); without it the script reads nothing.
+        """
         conn = node.connections[0]
+        redirect = "" if stdin is not None else " </dev/null"
         result = await conn.run(
-            f"sh -c {shlex.quote(script)} </dev/null",
+            f"sh -c {shlex.quote(script)}{redirect}",
+            input=stdin.decode() if stdin is not None else None,
             check=False,
             stderr=asyncssh.STDOUT,
             encoding="utf-8",
@@ -586,12 +664,12 @@ class Bootstrap:
         output = result.stdout if isinstance(result.stdout, str) else ""
         return result.exit_status, output
 
-    async def _step(self, node: Node, step: Step) -> str:
+    async def _step(self, node: Node, step: Step, stdin: bytes | None = None) -> str:
         """Run one reported step; raise BootstrapError with its output if it fails."""
         started = time.monotonic()
         self._report(node, step.name, 0.0, "started")
         log.info("Node %d: bootstrap step %s", node.index, step.name)
-        status, output = await self._run(node, step.script)
+        status, output = await self._run(node, step.script, stdin)
         elapsed = time.monotonic() - started
         if status != 0:
             self._report(node, step.name, elapsed, "failed")
