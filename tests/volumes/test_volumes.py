@@ -51,7 +51,10 @@ def children() -> set[int]:
     return {p.pid for p in psutil.Process().children(recursive=True)}
 
 
-def test_read_only_and_read_write_volumes_on_two_nodes(s3: Any, tmp_path: Path):
+def test_read_only_and_read_write_volumes_on_two_nodes(
+    s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3cr3t-value")
     s3.create_bucket(Bucket="inputs")
     s3.create_bucket(Bucket="outputs")
     s3.put_object(Bucket="inputs", Key="training/a.json", Body=b'{"a": 1}')
@@ -79,6 +82,16 @@ def test_read_only_and_read_write_volumes_on_two_nodes(s3: Any, tmp_path: Path):
         on_event=on_event,
     ) as pool:
         assert is_mounted(str(data)) and is_mounted(str(out))
+        # The keys reach s3fs in a 0600 file in the node's folder, never
+        # in a command line.
+        root = pool._provisioner.root  # type: ignore[union-attr]
+        passwd = [p for p in root.glob("node-*/.passwd-s3fs")]
+        assert len(passwd) == 1
+        assert passwd[0].stat().st_mode & 0o777 == 0o600
+        assert passwd[0].read_text() == "testing:s3cr3t-value\n"
+        mounts = s3fs_processes(data, out)
+        assert len(mounts) == 2
+        assert [p for p in mounts if "s3cr3t" in " ".join(p.cmdline())] == []
         trees = read_tree(str(data)) @ pool
         written = write_file(str(out / "run1" / "model.txt"), "weights") >> pool
         refused = try_write(str(data / "new.txt")) >> pool
