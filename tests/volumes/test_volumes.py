@@ -210,3 +210,25 @@ def test_mount_path_in_use_or_not_empty_is_refused_before_start(
     assert_released(busy)
     assert (full / "keep.txt").read_text() == "mine"
     assert [p for p in children() - before if psutil.pid_exists(p)] == []
+
+
+def test_a_later_step_failing_unmounts_what_was_mounted(s3: Any, tmp_path: Path):
+    s3.create_bucket(Bucket="mounted-first")
+    data = tmp_path / "m"
+    mounted_during_setup: list[bool] = []
+
+    def on_event(event: sky.SkywardEvent) -> None:
+        if isinstance(event, sky.BootstrapProgress) and event.step.startswith("setup"):
+            mounted_during_setup.append(is_mounted(str(data)))
+
+    with pytest.raises(BootstrapError, match="Bootstrap step 'setup: exit 3'"):
+        sky.ComputePool(
+            provider=sky.Local(),
+            nodes=2,
+            volume={str(data): "s3://mounted-first/"},
+            image=sky.Image(setup=["exit 3"]),
+            on_event=on_event,
+        ).open()
+    assert mounted_during_setup and all(mounted_during_setup)
+    assert_released(data)
+    assert not data.exists()
