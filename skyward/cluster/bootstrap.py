@@ -404,7 +404,7 @@ class Bootstrap:
         self.emit = emit
         # Local: the first node to get there mounts for all (one machine).
         self._local_mount: asyncio.Task[None] | None = None
-        self._claimed: set[str] = set()
+        self._started = False
 
     @classmethod
     def for_spec(
@@ -471,9 +471,7 @@ class Bootstrap:
         self._report(node, STEP_MOUNT, time.monotonic() - started, "done")
 
     async def _mount_on(self, node: Node, mounts: VolumePlan) -> None:
-        if mounts.local:
-            # From here on the paths are this pool's to unmount.
-            self._claimed.update(v.mount_path for v in mounts.volumes)
+        self._started = True
         stdin = mounts.credentials.stdin() if mounts.credentials else None
         await self._step(
             node,
@@ -492,10 +490,10 @@ class Bootstrap:
             self._local_mount.cancel()
             with contextlib.suppress(BaseException):
                 await self._local_mount
-        if mounts is None or not mounts.local or not self._claimed:
+        if mounts is None or not mounts.local or not self._started:
             return
-        claimed, self._claimed = self._claimed, set()
-        stuck = await asyncio.to_thread(release_local, mounts, claimed)
+        self._started = False
+        stuck = await asyncio.to_thread(release_local, mounts)
         if stuck:
             log.warning(
                 "Pool %s left %s mounted: unmount with `fusermount -u PATH`",

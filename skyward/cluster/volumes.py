@@ -22,8 +22,12 @@ import os
 import shlex
 import shutil
 import subprocess
+import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import psutil
 
 from skyward.errors import ConfigurationError
 from skyward.spec import S3Volume
@@ -61,6 +65,9 @@ class VolumePlan:
     credentials: S3Credentials | None = None
     # Local mount paths that did not exist: removed again after unmounting.
     created: frozenset[str] = frozenset()
+    # The mounts' source in /proc/mounts and in s3fs's command line: tells
+    # this pool's mounts and s3fs processes from anyone else's.
+    tag: str = field(default_factory=lambda: f"skyward-s3fs-{uuid.uuid4().hex[:12]}")
 
     def source(self, volume: S3Volume) -> str:
         """s3fs's ``bucket[:/prefix]`` for a volume."""
@@ -78,7 +85,7 @@ class VolumePlan:
             opts += [f"url={self.url}", "use_path_request_style"]
         if self.region:
             opts.append(f"endpoint={self.region}")
-        opts.append("dbglevel=err")
+        opts += [f"fsname={self.tag}", "dbglevel=err"]
         if volume.read_only:
             opts.append("ro")
         return ",".join(opts)
@@ -95,17 +102,18 @@ def mounts_escape(path: str) -> str:
     return path.replace("\n", "\\012")
 
 
-def mounted_paths() -> set[str]:
-    """The mount points of this machine, as written in /proc/mounts."""
+def mount_sources() -> dict[str, str]:
+    """This machine's mount points (as /proc/mounts writes them) and sources."""
     try:
         text = Path("/proc/mounts").read_text()
     except OSError:
-        return set()
-    return {line.split()[1] for line in text.splitlines() if len(line.split()) > 1}
+        return {}
+    fields = (line.split() for line in text.splitlines())
+    return {f[1]: f[0] for f in fields if len(f) > 1}
 
 
 def is_mounted(path: str) -> bool:
-    return mounts_escape(path) in mounted_paths()
+    return mounts_escape(path) in mount_sources()
 
 
 def plan_volumes(volumes: tuple[S3Volume, ...], *, local: bool) -> VolumePlan | None:
@@ -344,19 +352,48 @@ def unmount_local(path: str) -> bool:
     return False
 
 
-def release_local(plan: VolumePlan, claimed: set[str]) -> list[str]:
-    """Unmount the claimed mount paths and remove those the pool created.
+def release_local(plan: VolumePlan) -> list[str]:
+    """Undo this pool's Local mounts; returns the paths that stay mounted.
 
-    Returns the paths that stay mounted.
+    Only mounts and s3fs processes carrying the plan's tag are touched, so
+    a pool refused a path in use never unmounts its owner's volume.
     """
+    paths = [v.mount_path for v in plan.volumes]
+    for path in paths:
+        if mount_sources().get(mounts_escape(path)) == plan.tag:
+            unmount_local(path)
+    # An s3fs that had not mounted yet when the pool stopped, or one that
+    # outlived its unmount.
+    _stop_processes(plan.tag)
     stuck = []
-    for path in sorted(claimed):
-        if not unmount_local(path):
+    for path in paths:
+        if mount_sources().get(mounts_escape(path)) == plan.tag and not (
+            unmount_local(path)
+        ):
             stuck.append(path)
-            continue
-        if path in plan.created:
+        elif path in plan.created:
             try:
                 os.rmdir(path)
             except OSError:
-                log.debug("Left %s in place: not empty", path)
+                log.debug("Left %s in place: not empty or already gone", path)
     return stuck
+
+
+def _stop_processes(tag: str, grace: float = 3.0) -> None:
+    option = f"fsname={tag}"
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if proc.info["name"] == "s3fs" and any(option in arg for arg in cmdline):
+            found.append(proc)
+    if not found:
+        return
+    # An unmounted s3fs exits by itself: give it a moment first.
+    deadline = time.monotonic() + grace
+    _, alive = psutil.wait_procs(found, timeout=grace / 2)
+    for proc in alive:
+        proc.terminate()
+    _, alive = psutil.wait_procs(alive, timeout=max(0.1, deadline - time.monotonic()))
+    for proc in alive:
+        log.warning("s3fs %d did not stop; killing it", proc.pid)
+        proc.kill()

@@ -19,14 +19,18 @@ VOLUMES = (
 
 
 def test_cloud_script_installs_s3fs_and_uses_the_instance_profile():
-    script = mount_script(VolumePlan(volumes=VOLUMES, local=False), node=3)
+    plan = VolumePlan(volumes=VOLUMES, local=False, tag="skyward-s3fs-t")
+    script = mount_script(plan, node=3)
     assert "apt-get install -y -qq --no-install-recommends s3fs" in script
     assert "if ! command -v s3fs" in script
     assert (
         '$SETSID s3fs my-data:/training "$M" -f -o '
-        '"iam_role=auto,dbglevel=err,ro"' in script
+        '"iam_role=auto,fsname=skyward-s3fs-t,dbglevel=err,ro"' in script
     )
-    assert '$SETSID s3fs my-models "$M" -f -o "iam_role=auto,dbglevel=err" ' in script
+    assert (
+        '$SETSID s3fs my-models "$M" -f -o '
+        '"iam_role=auto,fsname=skyward-s3fs-t,dbglevel=err" ' in script
+    )
     assert '$SUDO mkdir -p "$M"' in script
     assert "passwd" not in script
     assert 'LOG="$LOGS/s3fs-3-1.log"' in script

@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 import skyward as sky
-from skyward.cluster.volumes import STEP_MOUNT, is_mounted
+from skyward.cluster.volumes import STEP_MOUNT, VolumePlan, is_mounted, release_local
 from skyward.errors import BootstrapError, ConfigurationError
 from tests.volumes.conftest import assert_released, s3fs_processes
 
@@ -204,7 +204,11 @@ def test_mount_path_in_use_or_not_empty_is_refused_before_start(
         )
         with pytest.raises(ConfigurationError, match="already mounted there"):
             second.open()
-        # The refused pool did not unmount the first one's volume.
+        # The refused pool did not unmount the first one's volume, nor does
+        # any pool that finds it mounted by someone else.
+        assert is_mounted(str(busy))
+        volumes = (sky.S3Volume(mount_path=str(busy), bucket="shared"),)
+        assert release_local(VolumePlan(volumes=volumes, local=True)) == []
         assert is_mounted(str(busy))
         assert len(s3fs_processes(busy)) == 1
     assert_released(busy)
