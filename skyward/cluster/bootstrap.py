@@ -488,8 +488,7 @@ class Bootstrap:
         mounts = self.plan.volumes
         if self._local_mount is not None and not self._local_mount.done():
             self._local_mount.cancel()
-            with contextlib.suppress(BaseException):
-                await self._local_mount
+            await asyncio.wait([self._local_mount])
         if mounts is None or not mounts.local or not self._started:
             return
         self._started = False
