@@ -192,6 +192,10 @@ def _check_local_mount_path(volume: S3Volume) -> None:
         )
 
 
+# Read by skyward/infra/providers/local_node.py, which cannot import this.
+LOCAL_MOUNTS_FILE = ".skyward-mounts"
+
+
 def mount_script(plan: VolumePlan, node: int) -> str:
     """The ``mount volumes`` step: mount every volume, check each is there."""
     lines = ["set -e"]
@@ -298,8 +302,12 @@ def _mount_one(
         "  fi",
         "  sleep 0.1",
         "done",
-        f'echo "mounted {what} at $M ({mode})"',
     ]
+    if plan.local:
+        # The node server unmounts what is listed here when it stops, so a
+        # client killed without a chance to clean up leaves no mount behind.
+        lines.append(f'printf "%s\\n" "$M" >> "$NODE_DIR/{LOCAL_MOUNTS_FILE}"')
+    lines.append(f'echo "mounted {what} at $M ({mode})"')
     return lines
 
 

@@ -7,6 +7,7 @@ s3fs left serving them.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -236,3 +237,38 @@ def test_a_later_step_failing_unmounts_what_was_mounted(s3: Any, tmp_path: Path)
     assert mounted_during_setup and all(mounted_during_setup)
     assert_released(data)
     assert not data.exists()
+
+
+KILLED_CLIENT = """
+import sys, time
+import skyward as sky
+with sky.ComputePool(provider=sky.Local(), nodes=2, volume={sys.argv[1]: sys.argv[2]}):
+    print("ready", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_killed_client_leaves_no_mount_behind(s3: Any, tmp_path: Path):
+    import subprocess
+    import sys
+
+    s3.create_bucket(Bucket="orphans")
+    mount = tmp_path / "orphan-mount"
+    root = Path(__file__).parents[2]
+    client = subprocess.Popen(
+        [sys.executable, "-c", KILLED_CLIENT, str(mount), "s3://orphans/p/"],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert client.stdout is not None
+    assert client.stdout.readline().strip() == "ready"
+    assert is_mounted(str(mount))
+    client.kill()  # SIGKILL: the client cannot unmount anything
+    client.wait(timeout=5)
+    # The nodes notice their client is gone, stop, and unmount on the way out.
+    deadline = time.monotonic() + 15
+    while is_mounted(str(mount)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert_released(mount)

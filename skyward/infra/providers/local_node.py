@@ -60,6 +60,35 @@ async def terminate(procs: Iterable[asyncio.subprocess.Process], grace: float) -
             await proc.wait()
 
 
+MOUNTS_FILE = ".skyward-mounts"  # written by the volume step of the bootstrap
+
+
+async def unmount_listed(workdir: str) -> None:
+    """Lazily unmount every volume the bootstrap mounted from this node.
+
+    A normal close unmounts them from the client first; this covers a client
+    that died without that chance. s3fs exits once its mount is gone.
+    """
+    try:
+        with open(os.path.join(workdir, MOUNTS_FILE)) as listing:
+            paths = [line.rstrip("\n") for line in listing if line.strip()]
+    except FileNotFoundError:
+        return
+    for path in paths:
+        for command in (["fusermount", "-u", "-z", path], ["umount", "-l", path]):
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *command,
+                    stdout=asyncio.subprocess.DEVNULL,
+                    stderr=asyncio.subprocess.DEVNULL,
+                )
+            except FileNotFoundError:
+                continue
+            if await proc.wait() == 0:
+                log.info("unmounted %s", path)
+                break
+
+
 class NodeServer:
     def __init__(self, workdir: str, idle_timeout: float, parent_pid: int):
         self.workdir = workdir
@@ -203,6 +232,7 @@ async def serve(args: argparse.Namespace) -> None:
     await node.watch()
     server.close()
     await node.stop_children()
+    await unmount_listed(args.workdir)
 
 
 def main() -> None:
