@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).parents[2]
+from tests.conftest import run_example as shared_run_example
 
 
 def run_example(name: str) -> list[str]:
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / name)],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "SKYWARD_PROVIDER": "local"},
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    return result.stdout.splitlines()
+    return shared_run_example(name).splitlines()
 
 
 def test_data_sharding():

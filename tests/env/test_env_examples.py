@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import skyward as sky
+from tests.conftest import run_example as shared_run_example
 
-ROOT = Path(__file__).parents[2]
 CREDENTIALS = (
     "VERDA_CLIENT_ID",
     "VERDA_CLIENT_SECRET",
@@ -26,22 +24,11 @@ CREDENTIALS = (
 def run_example(name: str, tmp_path: Path) -> list[str]:
     env = {k: v for k, v in os.environ.items() if k not in CREDENTIALS}
     env.update(
-        PYTHONPATH=str(ROOT),
-        SKYWARD_PROVIDER="local",
         SKYWARD_HOME=str(tmp_path / "skyward-home"),
         HOME=str(tmp_path),
         AWS_EC2_METADATA_DISABLED="true",
     )
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / name)],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=ROOT,
-        env=env,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout.splitlines()
+    return shared_run_example(name, env, timeout=180).splitlines()
 
 
 def local_gpu() -> str | None:

@@ -5,32 +5,15 @@ from __future__ import annotations
 import ast
 import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).parents[2]
+from tests.conftest import run_example as shared_run_example
 
 
 def run_example(name: str, **env: str) -> list[str]:
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / name)],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        cwd=ROOT,
-        env={
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            "SKYWARD_PROVIDER": "local",
-            "SKYWARD_SLEEP": "0.1",
-            **env,
-        },
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout.splitlines()
+    env = {**os.environ, "SKYWARD_SLEEP": "0.1", **env}
+    return shared_run_example(name, env).splitlines()
 
 
 def task_lines(lines: list[str]) -> dict[int, int]:

@@ -11,6 +11,7 @@ import pytest
 from pulumi_fake import FakeApi, FakeBackend
 
 from skyward.infra.engine import Engine, EngineSettings
+from tests.conftest import moto_server as start_moto
 
 
 @pytest.fixture
@@ -58,22 +59,8 @@ def engine(skyward_home: Path, pulumi_on_path: Path, backend: FakeBackend) -> En
 @pytest.fixture
 def moto_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """moto's server on 127.0.0.1, with boto3 pointed at it and test keys."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    monkeypatch.setenv("AWS_ENDPOINT_URL", url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.delenv("AWS_REGION", raising=False)
-    try:
+    with start_moto(monkeypatch) as url:
         yield url
-    finally:
-        server.stop()
 
 
 @pytest.fixture

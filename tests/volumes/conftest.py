@@ -13,6 +13,7 @@ import psutil
 import pytest
 
 from skyward.cluster.volumes import is_mounted
+from tests.conftest import moto_server
 
 if not os.path.exists("/dev/fuse") or shutil.which("s3fs") is None:
     pytest.skip(
@@ -25,25 +26,12 @@ if not os.path.exists("/dev/fuse") or shutil.which("s3fs") is None:
 def s3(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Any]:
     """A boto3 S3 client on moto's server, with the client's env pointed at it."""
     import boto3
-    from moto.server import ThreadedMotoServer
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    monkeypatch.setenv("AWS_ENDPOINT_URL", url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-creds"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    for name in ("AWS_PROFILE", "AWS_REGION", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
-    try:
+    with moto_server(monkeypatch) as url:
         yield boto3.client("s3", endpoint_url=url)
-    finally:
-        server.stop()
 
 
 def s3fs_processes(*paths: str | Path) -> list[psutil.Process]:

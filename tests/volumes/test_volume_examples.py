@@ -4,27 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
+from tests.conftest import run_example as shared_run_example
 from tests.volumes.conftest import assert_released
-
-ROOT = Path(__file__).parents[2]
 
 
 def run_example(name: str, **env: str) -> str:
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / name)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "SKYWARD_PROVIDER": "local", **env},
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+    return shared_run_example(name, {**os.environ, **env}, timeout=120)
 
 
 def test_s3_volumes_example(s3: Any, tmp_path: Path):
